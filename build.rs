@@ -1,0 +1,2 @@
+//! Build script: the WDK build defers to wdk-build; placeholder.
+fn main() {}

@@ -1,0 +1,2 @@
+//! ptwalk: walk x86-64 page tables in a memory image.
+fn main() {}

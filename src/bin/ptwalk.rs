@@ -1,2 +1,0 @@
-//! ptwalk: walk x86-64 page tables in a memory image.
-fn main() {}

@@ -1,0 +1,238 @@
+//! ptwalk: translate addresses and list mappings with vmwalk's page-table
+//! walker, over a physical memory image.
+
+mod image;
+
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+use image::Image;
+use vmwalk::walker::info_tlb::InfoTlbLine;
+use vmwalk::walker::windbg::PathLines;
+use vmwalk::walker::{Fault, FaultKind, OutsideImage, Paging, PagingMode, Translation, VirtAddr};
+
+/// Walk x86-64 page tables in a physical memory image (raw, or an ELF core).
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Translate virtual addresses: `0x<va> 0x<pa>`, or `0x<va> -`.
+    Translate {
+        #[command(flatten)]
+        paging: PagingArgs,
+        /// Virtual addresses, in hex.
+        #[arg(value_name = "ADDR", required = true, value_parser = parse_hex)]
+        addresses: Vec<u64>,
+        /// Print one JSON object per address.
+        #[arg(long)]
+        json: bool,
+        /// Add every entry visited, as WinDbg's `!pte`, and why an address does not translate.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Print every present leaf as QEMU's `info tlb` does.
+    Dump {
+        #[command(flatten)]
+        paging: PagingArgs,
+    },
+}
+
+#[derive(Args)]
+struct PagingArgs {
+    /// The memory image.
+    #[arg(long)]
+    image: PathBuf,
+    /// CR3, in hex.
+    #[arg(long, value_parser = parse_hex)]
+    cr3: u64,
+    /// 5-level paging (CR4.LA57).
+    #[arg(long)]
+    la57: bool,
+    /// MAXPHYADDR of the CPU (CPUID 80000008h).
+    #[arg(long, default_value_t = 52)]
+    maxphyaddr: u32,
+    /// EFER.NXE is clear (XD bits are then reserved).
+    #[arg(long)]
+    no_nx: bool,
+}
+
+impl PagingArgs {
+    fn open(&self) -> Result<(Paging, Image)> {
+        let mode = if self.la57 {
+            PagingMode::FiveLevel
+        } else {
+            PagingMode::FourLevel
+        };
+        let paging = Paging::new(self.cr3, mode)
+            .with_nx(!self.no_nx)
+            .with_max_phys_bits(self.maxphyaddr)?;
+        let image = Image::open(&self.image)?;
+        image.check_table(paging.root())?;
+        Ok((paging, image))
+    }
+}
+
+fn parse_hex(text: &str) -> Result<u64, String> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
+    let digits = digits.replace('`', ""); // WinDbg writes fffff800`12345678
+    u64::from_str_radix(&digits, 16).map_err(|_| format!("'{text}' is not a 64-bit hex number"))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            eprintln!("ptwalk: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ptwalk: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    let mut out = BufWriter::new(io::stdout().lock());
+    match &cli.command {
+        Command::Translate {
+            paging,
+            addresses,
+            json,
+            explain,
+        } => {
+            let (paging, image) = paging.open()?;
+            let mut unreadable = 0;
+            for &va in addresses {
+                let result = paging.translate(&image, VirtAddr(va));
+                if let Err(Fault {
+                    kind: FaultKind::ReadFailed { .. },
+                    ..
+                }) = result
+                {
+                    unreadable += 1;
+                }
+                let text = if *json {
+                    json_line(va, &result)
+                } else {
+                    text_lines(va, &result, *explain)
+                };
+                out.write_all(text.as_bytes())?;
+            }
+            out.flush()?;
+            if unreadable > 0 {
+                bail!("{unreadable} address(es) need page tables that are not in the image");
+            }
+        }
+        Command::Dump { paging } => {
+            let (paging, image) = paging.open()?;
+            let mut unreadable = 0;
+            for leaf in paging.leaves(&image) {
+                match leaf {
+                    Ok(mapping) => writeln!(out, "{}", InfoTlbLine(&mapping))?,
+                    Err(fault) => {
+                        if matches!(fault.kind, FaultKind::ReadFailed { .. }) {
+                            unreadable += 1;
+                        }
+                        eprintln!("ptwalk: skipped: {fault}");
+                    }
+                }
+            }
+            out.flush()?;
+            if unreadable > 0 {
+                bail!("{unreadable} table(s) are not in the image");
+            }
+        }
+    }
+    Ok(())
+}
+
+type Walk = Result<Translation, Fault<OutsideImage>>;
+
+fn text_lines(va: u64, result: &Walk, explain: bool) -> String {
+    let mut text = match result {
+        Ok(t) => format!("{va:#x} {:#x}\n", t.pa.0),
+        Err(_) => format!("{va:#x} -\n"),
+    };
+    if explain {
+        let (path, summary) = match result {
+            Ok(t) => (t.path, summary(t)),
+            Err(fault) => (fault.path, fault.kind.to_string()),
+        };
+        for line in PathLines(&path).to_string().lines() {
+            let _ = writeln!(text, "    {line}");
+        }
+        let _ = writeln!(text, "    => {summary}");
+    }
+    text
+}
+
+fn summary(t: &Translation) -> String {
+    let m = &t.mapping;
+    let yes_no = |b: bool, yes: &'static str, no: &'static str| if b { yes } else { no };
+    format!(
+        "{} page at {:#x}, {}, {}, {}{}, PAT index {}",
+        m.size,
+        m.pa.0,
+        yes_no(m.access.writable, "writable", "read-only"),
+        yes_no(m.access.user, "user", "kernel"),
+        yes_no(m.access.executable, "executable", "no-execute"),
+        yes_no(m.global(), ", global", ""),
+        m.memory_type().pat_index()
+    )
+}
+
+fn json_line(va: u64, result: &Walk) -> String {
+    match result {
+        Ok(t) => {
+            let m = &t.mapping;
+            format!(
+                "{{\"va\":\"{va:#x}\",\"pa\":\"{:#x}\",\"page_size\":\"{}\",\"writable\":{},\"user\":{},\"executable\":{},\"global\":{},\"dirty\":{},\"accessed\":{},\"pat_index\":{},\"error\":null}}\n",
+                t.pa.0,
+                m.size,
+                m.access.writable,
+                m.access.user,
+                m.access.executable,
+                m.global(),
+                m.dirty(),
+                m.accessed(),
+                m.memory_type().pat_index()
+            )
+        }
+        Err(fault) => {
+            let (kind, level) = match fault.kind {
+                FaultKind::NonCanonical { .. } => ("non_canonical", None),
+                FaultKind::NotPresent { level, .. } => ("not_present", Some(level)),
+                FaultKind::ReservedBit { level, .. } => ("reserved_bit", Some(level)),
+                FaultKind::ReadFailed { level, .. } => ("read_failed", Some(level)),
+            };
+            let level = level.map_or_else(|| "null".to_owned(), |l| format!("\"{l}\""));
+            // Messages are plain ASCII without quotes or backslashes.
+            format!(
+                "{{\"va\":\"{va:#x}\",\"pa\":null,\"error\":\"{kind}\",\"level\":{level},\"reason\":\"{}\"}}\n",
+                fault.kind
+            )
+        }
+    }
+}

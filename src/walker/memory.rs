@@ -1,0 +1,55 @@
+//! Physical memory backed by a byte slice (a raw image: offset = physical address).
+
+use core::fmt;
+
+use super::PhysicalMemory;
+use super::address::PhysAddr;
+
+/// A raw physical memory image, such as QEMU's `pmemsave` or a `VMware` `.vmem`.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageMemory<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> ImageMemory<'a> {
+    /// The image `bytes`, byte `i` being physical address `i`.
+    #[must_use]
+    pub const fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+}
+
+/// A read beyond the end of an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutsideImage {
+    /// The physical address read.
+    pub addr: PhysAddr,
+    /// The image's size in bytes.
+    pub image_len: u64,
+}
+
+impl fmt::Display for OutsideImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "physical address {} is outside the {:#x}-byte image",
+            self.addr, self.image_len
+        )
+    }
+}
+
+impl PhysicalMemory for ImageMemory<'_> {
+    type Error = OutsideImage;
+
+    fn read_u64(&self, addr: PhysAddr) -> Result<u64, OutsideImage> {
+        usize::try_from(addr.0)
+            .ok()
+            .and_then(|start| self.bytes.get(start..start.checked_add(8)?))
+            .and_then(|bytes| bytes.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or(OutsideImage {
+                addr,
+                image_len: self.bytes.len() as u64,
+            })
+    }
+}

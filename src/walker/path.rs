@@ -1,0 +1,72 @@
+//! The entries a walk read, top level first, without allocating.
+
+use super::address::{Level, PhysAddr};
+use super::entry::PageTableEntry;
+
+/// One entry read during a walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Visited {
+    /// Level of the table the entry is in.
+    pub level: Level,
+    /// Physical address of the entry.
+    pub addr: PhysAddr,
+    /// The entry's value.
+    pub entry: PageTableEntry,
+}
+
+const UNUSED: Visited = Visited {
+    level: Level::Pt,
+    addr: PhysAddr(0),
+    entry: PageTableEntry(0),
+};
+
+/// Up to five visited entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Path {
+    entries: [Visited; 5],
+    len: usize,
+}
+
+impl Path {
+    /// An empty path.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            entries: [UNUSED; 5],
+            len: 0,
+        }
+    }
+
+    /// Appends an entry; a sixth is dropped (no walk has more than five levels).
+    pub fn push(&mut self, visited: Visited) {
+        if let Some(slot) = self.entries.get_mut(self.len) {
+            *slot = visited;
+            self.len += 1;
+        }
+    }
+
+    /// Keeps the first `len` entries.
+    pub const fn truncate(&mut self, len: usize) {
+        if len < self.len {
+            self.len = len;
+        }
+    }
+
+    /// The entries, top level first.
+    #[must_use]
+    pub fn as_slice(&self) -> &[Visited] {
+        self.entries.get(..self.len).unwrap_or(&[])
+    }
+
+    /// The last entry read.
+    #[must_use]
+    pub fn last(&self) -> Option<&Visited> {
+        self.as_slice().last()
+    }
+}
+
+impl Default for Path {
+    fn default() -> Self {
+        Self::new()
+    }
+}

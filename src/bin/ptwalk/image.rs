@@ -1,5 +1,5 @@
 //! Memory images as physical memory: raw (offset = physical address) or an
-//! ELF core (QEMU `dump-guest-memory`, VirtualBox `dumpvmcore`).
+//! ELF core (QEMU `dump-guest-memory`, `VirtualBox` `dumpvmcore`).
 
 use std::fs::File;
 use std::path::Path;
@@ -13,11 +13,11 @@ use vmwalk::walker::{ImageMemory, OutsideImage, PhysAddr, PhysicalMemory};
 /// An opened, memory-mapped image.
 pub struct Image {
     map: Option<Mmap>,
-    /// PT_LOAD segments of an ELF core, sorted by physical address; `None` for a raw image.
+    /// `PT_LOAD` segments of an ELF core, sorted by physical address; `None` for a raw image.
     segments: Option<Vec<Segment>>,
 }
 
-/// Where one PT_LOAD segment's bytes are.
+/// Where one `PT_LOAD` segment's bytes are.
 struct Segment {
     paddr: u64,
     offset: usize,

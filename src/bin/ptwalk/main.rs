@@ -9,59 +9,30 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, Command as ClapCommand, value_parser};
 use image::Image;
 use vmwalk::walker::info_tlb::InfoTlbLine;
 use vmwalk::walker::windbg::PathLines;
 use vmwalk::walker::{Fault, FaultKind, OutsideImage, Paging, PagingMode, Translation, VirtAddr};
 
-/// Walk x86-64 page tables in a physical memory image (raw, or an ELF core).
-#[derive(Parser)]
-#[command(version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
+/// What the user asked for.
 enum Command {
-    /// Translate virtual addresses: `0x<va> 0x<pa>`, or `0x<va> -`.
     Translate {
-        #[command(flatten)]
         paging: PagingArgs,
-        /// Virtual addresses, in hex.
-        #[arg(value_name = "ADDR", required = true, value_parser = parse_hex)]
         addresses: Vec<u64>,
-        /// Print one JSON object per address.
-        #[arg(long)]
         json: bool,
-        /// Add every entry visited, as WinDbg's `!pte`, and why an address does not translate.
-        #[arg(long)]
         explain: bool,
     },
-    /// Print every present leaf as QEMU's `info tlb` does.
     Dump {
-        #[command(flatten)]
         paging: PagingArgs,
     },
 }
 
-#[derive(Args)]
 struct PagingArgs {
-    /// The memory image.
-    #[arg(long)]
     image: PathBuf,
-    /// CR3, in hex.
-    #[arg(long, value_parser = parse_hex)]
     cr3: u64,
-    /// 5-level paging (CR4.LA57).
-    #[arg(long)]
     la57: bool,
-    /// MAXPHYADDR of the CPU (CPUID 80000008h).
-    #[arg(long, default_value_t = 52)]
     maxphyaddr: u32,
-    /// EFER.NXE is clear (XD bits are then reserved).
-    #[arg(long)]
     no_nx: bool,
 }
 
@@ -81,6 +52,69 @@ impl PagingArgs {
     }
 }
 
+// The builder API: clap's derive emits `allow(clippy::restriction)`, which our
+// forbidden unsafe lints reject.
+fn cli() -> ClapCommand {
+    let paging_args = [
+        Arg::new("image")
+            .long("image")
+            .required(true)
+            .value_parser(value_parser!(PathBuf))
+            .help("The memory image: raw (offset = physical address) or an ELF core"),
+        Arg::new("cr3")
+            .long("cr3")
+            .required(true)
+            .value_parser(parse_hex)
+            .help("CR3, in hex"),
+        Arg::new("la57")
+            .long("la57")
+            .action(ArgAction::SetTrue)
+            .help("5-level paging (CR4.LA57)"),
+        Arg::new("maxphyaddr")
+            .long("maxphyaddr")
+            .default_value("52")
+            .value_parser(value_parser!(u32))
+            .help("MAXPHYADDR of the CPU (CPUID 80000008h)"),
+        Arg::new("no-nx")
+            .long("no-nx")
+            .action(ArgAction::SetTrue)
+            .help("EFER.NXE is clear (XD bits are then reserved)"),
+    ];
+    ClapCommand::new("ptwalk")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Walk x86-64 page tables in a physical memory image (raw, or an ELF core)")
+        .subcommand_required(true)
+        .subcommand(
+            ClapCommand::new("translate")
+                .about("Translate virtual addresses: `0x<va> 0x<pa>`, or `0x<va> -`")
+                .args(paging_args.clone())
+                .arg(Arg::new("addresses").value_name("ADDR").required(true).num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex"))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print one JSON object per address"))
+                .arg(Arg::new("explain").long("explain").action(ArgAction::SetTrue).help("Add every entry visited, as WinDbg's !pte, and why an address does not translate")),
+        )
+        .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does").args(paging_args))
+}
+
+fn parse_command(matches: &ArgMatches) -> Option<Command> {
+    let (name, sub) = matches.subcommand()?;
+    let paging = PagingArgs {
+        image: sub.get_one::<PathBuf>("image")?.clone(),
+        cr3: *sub.get_one::<u64>("cr3")?,
+        la57: sub.get_flag("la57"),
+        maxphyaddr: *sub.get_one::<u32>("maxphyaddr")?,
+        no_nx: sub.get_flag("no-nx"),
+    };
+    Some(match name {
+        "translate" => Command::Translate {
+            paging,
+            addresses: sub.get_many::<u64>("addresses")?.copied().collect(),
+            json: sub.get_flag("json"),
+            explain: sub.get_flag("explain"),
+        },
+        _ => Command::Dump { paging },
+    })
+}
+
 fn parse_hex(text: &str) -> Result<u64, String> {
     let digits = text
         .strip_prefix("0x")
@@ -91,8 +125,8 @@ fn parse_hex(text: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let matches = match cli().try_get_matches() {
+        Ok(matches) => matches,
         Err(e) if !e.use_stderr() => {
             let _ = e.print(); // --help, --version
             return ExitCode::SUCCESS;
@@ -104,7 +138,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&cli) {
+    let Some(command) = parse_command(&matches) else {
+        eprintln!("ptwalk: bad arguments");
+        return ExitCode::from(2);
+    };
+    match run(&command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ptwalk: {e:#}");
@@ -113,9 +151,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<()> {
+fn run(command: &Command) -> Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
-    match &cli.command {
+    match command {
         Command::Translate {
             paging,
             addresses,
@@ -171,10 +209,10 @@ fn run(cli: &Cli) -> Result<()> {
 type Walk = Result<Translation, Fault<OutsideImage>>;
 
 fn text_lines(va: u64, result: &Walk, explain: bool) -> String {
-    let mut text = match result {
-        Ok(t) => format!("{va:#x} {:#x}\n", t.pa.0),
-        Err(_) => format!("{va:#x} -\n"),
-    };
+    let mut text = result.as_ref().map_or_else(
+        |_| format!("{va:#x} -\n"),
+        |t| format!("{va:#x} {:#x}\n", t.pa.0),
+    );
     if explain {
         let (path, summary) = match result {
             Ok(t) => (t.path, summary(t)),

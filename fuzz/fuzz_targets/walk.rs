@@ -1,0 +1,66 @@
+//! Arbitrary images, CR3 and settings: the walker must not panic and must
+//! agree with the reference model, for translation and range enumeration.
+#![no_main]
+
+#[path = "../../tests/model/mod.rs"]
+mod model;
+
+use std::fmt::Write;
+
+use libfuzzer_sys::fuzz_target;
+use model::compare::{leaf_outcomes, paging_of, translation_outcome};
+use model::{Cpu, canonical, enumerate, translate, width, words_of};
+use vmwalk::walker::windbg::PathLines;
+use vmwalk::walker::{ImageMemory, VirtAddr};
+
+const HEADER: usize = 2 + 8 + 4 * 8 + 16;
+
+fn word(data: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(data[at..at + 8].try_into().unwrap())
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < HEADER {
+        return;
+    }
+    let cpu = Cpu {
+        levels: if data[0] & 1 == 0 { 4 } else { 5 },
+        nxe: data[0] & 2 != 0,
+        gb_pages: data[0] & 4 != 0,
+        maxphy: 32 + u32::from(data[1]) % 21,
+    };
+    let cr3 = word(data, 2);
+    let image = &data[HEADER..];
+    let words = words_of(image);
+    let memory = ImageMemory::new(image);
+    let paging = paging_of(cpu, cr3);
+    let mut text = String::new();
+    for i in 0..4 {
+        let va = word(data, 10 + 8 * i);
+        let result = paging.translate(&memory, VirtAddr(va));
+        assert_eq!(
+            translation_outcome(&paging, &result),
+            translate(&words, cpu, cr3, va),
+            "va {va:#x}"
+        );
+        match &result {
+            Ok(t) => write!(text, "{}", PathLines(&t.path)).unwrap(),
+            Err(f) => write!(text, "{f}{}", PathLines(&f.path)).unwrap(),
+        }
+    }
+    // A range of at most 4 MiB keeps the work bounded even with cyclic tables.
+    let span_mask = (1 << width(cpu)) - 1;
+    let first = word(data, 42) & span_mask;
+    let last = (first + word(data, 50) % (4 << 20)).min(span_mask);
+    let leaves = paging
+        .leaves_in(
+            &memory,
+            VirtAddr(canonical(cpu, first)),
+            VirtAddr(canonical(cpu, last)),
+        )
+        .unwrap();
+    assert_eq!(
+        leaf_outcomes(&paging, leaves),
+        enumerate(&words, cpu, cr3, first, last)
+    );
+});

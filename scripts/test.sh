@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every vmwalk test that can run on Linux, installing what it needs
+# (apt packages, a Python venv, cargo tools). Ends with "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+failures=()
+
+step() {
+    local name=$1
+    shift
+    local start=$SECONDS
+    echo "==> $name"
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "<== $name: ok ($((SECONDS - start)) s)"
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "<== $name: FAILED ($((SECONDS - start)) s)"
+    fi
+}
+
+for tool in cargo rustfmt cargo-clippy python3; do
+    command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing (it comes with the Rust toolchain / Python)"; exit 1; }
+done
+
+step "rustfmt" cargo fmt --check
+step "rustfmt (fuzz)" cargo fmt --check --manifest-path fuzz/Cargo.toml
+step "clippy (host)" cargo clippy --all-targets --features ptwalk -- -D warnings
+step "host tests" cargo test --features ptwalk
+step "fuzz: walker vs model (60 s)" scripts/fuzz.sh 60
+step "real MMU: test kernel and Linux guests under QEMU" scripts/mmu-check.sh
+step "PowerShell syntax" bash scripts/check-powershell.sh
+
+if ((failed > 0)); then
+    printf 'failed: %s\n' "${failures[@]}"
+fi
+echo "vmwalk: $passed passed, $failed failed"
+((failed == 0))

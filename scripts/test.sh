@@ -33,6 +33,13 @@ step "clippy (host)" cargo clippy --all-targets --features ptwalk -- -D warnings
 # The driver needs panic = "abort"; host tests unwind. One setting for the whole
 # host build keeps the lib from being built twice under one file name.
 step "host tests" cargo test --features ptwalk --config 'profile.dev.panic="unwind"' 
+step "clippy (driver, x86_64-pc-windows-msvc)" scripts/build-sys.sh --clippy
+step "vmwalk.sys: standalone build" scripts/build-sys.sh
+step "vmwalk.sys: image checks (and broken copies fail)" scripts/emulate.sh --check-image
+step "emulator: harness self-test" scripts/emulate.sh --self-test
+step "emulator: DriverEntry and DriverUnload" scripts/emulate.sh
+step "emulator: fault injection" scripts/emulate.sh --fault-injection
+step "emulator: 5-level world, corrupt entries (not present, reserved bit)" scripts/emulate.sh --corruption-tests
 step "fuzz: walker vs model (60 s)" scripts/fuzz.sh 60
 step "real MMU: test kernel and Linux guests under QEMU" scripts/mmu-check.sh
 step "PowerShell syntax" bash scripts/check-powershell.sh

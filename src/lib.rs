@@ -6,4 +6,9 @@
 #[cfg(not(target_os = "windows"))]
 extern crate std;
 
+// Clippy also checks it on Linux hosts, against the standalone declarations.
+#[cfg(any(windows, clippy))]
+mod driver;
+pub mod ffi;
+pub mod kernel;
 pub mod walker;

@@ -27,7 +27,7 @@ use vmwalk::walker::{FaultKind, Paging, PhysAddr, PhysicalMemory, VirtAddr};
 /// outside the tables the guest had shows up as a failed read.
 struct Tables(HashMap<u64, Vec<u64>>);
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 struct NotInFixture(PhysAddr);
 
 impl std::fmt::Display for NotInFixture {
@@ -190,6 +190,12 @@ fn check_enumeration(fx: &Fixture) -> usize {
         }
         leaves += 1;
     }
+    // `fold` scans PTs in its own loop: the same leaves as `next`.
+    let mut folded = Vec::new();
+    fx.paging
+        .leaves(&fx.tables)
+        .for_each(|leaf| folded.push(leaf));
+    assert_eq!(folded, fx.paging.leaves(&fx.tables).collect::<Vec<_>>());
     if text != fx.info_tlb {
         let (ours, qemu): (Vec<_>, Vec<_>) =
             (text.lines().collect(), fx.info_tlb.lines().collect());
@@ -237,4 +243,43 @@ fn linux_5_level_pti_with_1g_page() {
         .filter(|m| m.size.bytes() == 1 << 30)
         .count();
     assert!(gb > 0, "the 5-level fixture must contain a 1 GiB page");
+}
+
+/// Ranged translation reuses upper-level entries; on real tables (long runs
+/// of 4 KiB pages, large pages, holes) every page must still get the
+/// mapping `translate` finds.
+#[test]
+fn ranged_translation_matches_translate() {
+    for name in ["linux-la48.fixture.gz", "linux-la57.fixture.gz"] {
+        let fx = load(name);
+        let mode = fx.paging.mode();
+        let mut pages = 0;
+        for &(va, _) in fx.gva2gpa.iter().step_by(4) {
+            let va = VirtAddr(va);
+            if !mode.is_canonical(va) {
+                continue;
+            }
+            let start = mode.linear(va).saturating_sub(300 << 12);
+            let end = (mode.linear(va) + (300 << 12)).min((1 << mode.address_bits()) - 1);
+            let (first, last) = (mode.canonicalize(start), mode.canonicalize(end));
+            let range = || {
+                fx.paging
+                    .translate_range(&fx.tables, VirtAddr(first), VirtAddr(last))
+                    .expect("canonical range")
+            };
+            // `fold` runs through PTs in its own loop: it must agree with `next`.
+            let mut by_fold = Vec::new();
+            range().for_each(|page| by_fold.push(page));
+            assert_eq!(by_fold, range().collect::<Vec<_>>(), "{name}");
+            for (i, page) in by_fold.into_iter().enumerate() {
+                let va = VirtAddr(mode.canonicalize((start & !0xfff) + ((i as u64) << 12)));
+                let expected = fx.paging.translate(&fx.tables, va).ok();
+                assert_eq!(page.va, va);
+                assert_eq!(page.mapping, expected.map(|t| t.mapping), "{name} {va}");
+                assert_eq!(page.pa(), expected.map(|t| t.pa), "{name} {va}");
+                pages += 1;
+            }
+        }
+        println!("{name}: {pages} pages of ranges agree with translate");
+    }
 }

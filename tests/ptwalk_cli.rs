@@ -22,9 +22,9 @@ fn tiny_image() -> Vec<u8> {
     image
 }
 
-/// The same memory as an ELF core: two PT_LOAD segments, in reverse file order.
+/// The same memory as an ELF core: two `PT_LOAD` segments, in reverse file order.
 fn elf_core(memory: &[u8]) -> Vec<u8> {
-    let (ehdr, phdr) = (64usize, 56usize);
+    let (ehdr, phdr) = (64_usize, 56_usize); // ELF64 header and program header sizes
     let half = memory.len() / 2;
     let data = ehdr + 2 * phdr;
     let mut elf = vec![0u8; data];
@@ -36,8 +36,8 @@ fn elf_core(memory: &[u8]) -> Vec<u8> {
     elf[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
     elf[20..24].copy_from_slice(&1u32.to_le_bytes());
     elf[32..40].copy_from_slice(&(ehdr as u64).to_le_bytes()); // e_phoff
-    elf[52..54].copy_from_slice(&(ehdr as u16).to_le_bytes()); // e_ehsize
-    elf[54..56].copy_from_slice(&(phdr as u16).to_le_bytes()); // e_phentsize
+    elf[52..54].copy_from_slice(&64_u16.to_le_bytes()); // e_ehsize
+    elf[54..56].copy_from_slice(&56_u16.to_le_bytes()); // e_phentsize
     elf[56..58].copy_from_slice(&2u16.to_le_bytes()); // e_phnum
     // Segment 0: the upper half first in the file; segment 1: the lower half.
     for (i, (paddr, offset)) in [(half, data), (0, data + half)].into_iter().enumerate() {
@@ -135,7 +135,7 @@ fn explain_and_json_say_why() {
         "0x401008",
     ]));
     assert!(
-        explained.contains("PDE   at phys 0000000000003020 contains 0000000000602083"),
+        explained.contains("PDE at phys 0x3020 contains 0x0000000000602083"),
         "{explained}"
     );
     assert!(
@@ -147,9 +147,7 @@ fn explain_and_json_say_why() {
         "{explained}"
     );
     assert!(
-        explained.contains(
-            "PTE   at phys 0000000000004008 contains 8000000000005063  pfn 5          ---DA--KW-V"
-        ),
+        explained.contains("PTE at phys 0x4008 contains 0x8000000000005063 pfn 5 ---DA--KW-V"),
         "{explained}"
     );
     assert!(

@@ -99,6 +99,18 @@ impl Level {
         }
     }
 
+    /// The level whose index starts at linear-address bit `shift` (12 or more).
+    #[must_use]
+    pub(super) const fn indexed_by(shift: u32) -> Self {
+        match shift {
+            48.. => Self::Pml5,
+            39..48 => Self::Pml4,
+            30..39 => Self::Pdpt,
+            21..30 => Self::Pd,
+            _ => Self::Pt,
+        }
+    }
+
     /// The bytes of linear address space one entry of this level maps.
     #[must_use]
     pub const fn entry_span(self) -> u64 {

@@ -4,10 +4,10 @@
 //! number of present entries, not with the size of the address space.
 
 use super::address::{Level, PageSize, PhysAddr, VirtAddr};
-use super::entry::{MemoryTypeBits, PageTableEntry};
+use super::entry::{MemoryTypeBits, PageTableEntry, address_mask};
 use super::fault::{Fault, FaultKind};
 use super::path::{Path, Visited};
-use super::translate::{Access, Mapping, Step};
+use super::translate::{Access, Mapping, PresentKind, Step};
 use super::{Paging, PhysicalMemory};
 
 /// A bad enumeration range.
@@ -24,7 +24,8 @@ pub enum RangeError {
 /// Iterator over the present leaves of a range; see [`Paging::leaves`].
 ///
 /// A present entry that cannot be used (reserved bit set, unreadable table)
-/// is yielded as an error and its subtree skipped.
+/// is yielded as an error and its subtree skipped. Internal iteration
+/// (`fold`, `for_each`, `count`...) scans each PT in a tighter loop than `next`.
 pub struct Leaves<'m, M: PhysicalMemory + ?Sized> {
     paging: Paging,
     memory: &'m M,
@@ -132,15 +133,92 @@ impl<'m, M: PhysicalMemory + ?Sized> Leaves<'m, M> {
     }
 }
 
+impl<M: PhysicalMemory + ?Sized> Leaves<'_, M> {
+    /// Folds the rest of the PT being scanned (within the range): its 4 KiB
+    /// leaves, skipping entries that are not present, in a loop that keeps
+    /// its state in locals. Stops before anything else (an unreadable or
+    /// reserved entry), which `next` then reports.
+    #[inline]
+    fn fold_pt<B, F>(&mut self, table: PhysAddr, above: Access, init: B, f: &mut F) -> B
+    where
+        F: FnMut(B, Result<Mapping, Fault<M::Error>>) -> B,
+    {
+        let p_and_reserved = self.paging.reserved_in_every_entry() | PageTableEntry::PRESENT;
+        let frame = address_mask(12, self.paging.max_phys_bits);
+        let first = self.next & !0xfff;
+        // The sign extension is the same for every page of a PT.
+        let high = self.paging.mode().canonicalize(first).wrapping_sub(first);
+        let end = self.last.min(first | 0x1f_ffff) & !0xfff;
+        let (mut acc, mut linear) = (init, first);
+        loop {
+            let addr = table.0 + ((linear >> 9) & 0xff8);
+            let Ok(raw) = self.memory.read_u64(PhysAddr(addr)) else {
+                self.next = linear;
+                return acc;
+            };
+            if raw & PageTableEntry::PRESENT != 0 {
+                if raw & p_and_reserved != PageTableEntry::PRESENT {
+                    self.next = linear;
+                    return acc;
+                }
+                let entry = PageTableEntry(raw);
+                acc = f(
+                    acc,
+                    Ok(Mapping {
+                        va: VirtAddr(linear.wrapping_add(high)),
+                        pa: PhysAddr(raw & frame),
+                        size: PageSize::Size4K,
+                        access: above.narrowed_by(entry, self.paging.nx_enabled),
+                        entry,
+                    }),
+                );
+            }
+            if linear >= end {
+                break;
+            }
+            linear += 0x1000;
+        }
+        self.next = linear;
+        self.advance_past(Level::Pt);
+        acc
+    }
+}
+
 impl<M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, M> {
     type Item = Result<Mapping, Fault<M::Error>>;
 
+    #[inline]
+    fn fold<B, F>(mut self, init: B, mut f: F) -> B
+    where
+        F: FnMut(B, Self::Item) -> B,
+    {
+        let mut acc = init;
+        let levels = self.paging.mode().levels().len();
+        loop {
+            let at_pt = !self.done && self.next <= self.last && self.depth + 1 == levels;
+            if let (true, Some(&table), Some(&above)) = (
+                at_pt,
+                self.tables.get(self.depth),
+                self.access.get(self.depth),
+            ) {
+                acc = self.fold_pt(table, above, acc, &mut f);
+            }
+            match self.next() {
+                Some(item) => acc = f(acc, item),
+                None => return acc,
+            }
+        }
+    }
+
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        let p_and_reserved = self.paging.reserved_in_every_entry() | PageTableEntry::PRESENT;
         while !self.done && self.next <= self.last {
             let level = *self.paging.mode().levels().get(self.depth)?;
             let table = *self.tables.get(self.depth)?;
             let above = *self.access.get(self.depth)?;
-            let addr = PhysAddr(table.0 + 8 * level.index(self.next) as u64);
+            let index = level.index(self.next);
+            let addr = PhysAddr(table.0 + 8 * index as u64);
             let entry = match self.memory.read_u64(addr) {
                 Ok(raw) => PageTableEntry(raw),
                 Err(error) => {
@@ -150,6 +228,36 @@ impl<M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, M> {
                     return Some(Err(fault));
                 }
             };
+            // The common cases first: an entry that is not present, and a
+            // usable leaf. Moving to the next entry of the same table needs
+            // none of `advance_past`'s climbing.
+            let next_in_table = (index < 511).then(|| {
+                let span = level.entry_span();
+                (self.next & !(span - 1)) + span
+            });
+            let usable = entry.0 & p_and_reserved == PageTableEntry::PRESENT;
+            let leaf = if usable {
+                match self.paging.kind_of_present(level, entry.0) {
+                    PresentKind::Leaf(size) => Some(size),
+                    PresentKind::Table | PresentKind::Faulting => None,
+                }
+            } else {
+                None
+            };
+            if !entry.is_present() || leaf.is_some() {
+                let mapping = leaf.map(|size| {
+                    let access = above.narrowed_by(entry, self.paging.nx_enabled);
+                    self.paging.mapping(self.next, size, entry, access)
+                });
+                match next_in_table {
+                    Some(next) => self.next = next,
+                    None => self.advance_past(level),
+                }
+                match mapping {
+                    Some(mapping) => return Some(Ok(mapping)),
+                    None => continue,
+                }
+            }
             let visited = Visited { level, addr, entry };
             let access = above.narrowed_by(entry, self.paging.nx_enabled);
             match self.paging.step(level, entry) {

@@ -41,6 +41,7 @@ impl fmt::Display for OutsideImage {
 impl PhysicalMemory for ImageMemory<'_> {
     type Error = OutsideImage;
 
+    #[inline]
     fn read_u64(&self, addr: PhysAddr) -> Result<u64, OutsideImage> {
         usize::try_from(addr.0)
             .ok()

@@ -12,6 +12,8 @@ mod fault;
 pub mod info_tlb;
 mod memory;
 mod path;
+mod range;
+mod self_map;
 pub mod software_pte;
 mod translate;
 pub mod windbg;
@@ -22,6 +24,8 @@ pub use enumerate::{Leaves, RangeError, Run, Runs};
 pub use fault::{Fault, FaultKind, ReservedBit};
 pub use memory::{ImageMemory, OutsideImage};
 pub use path::{Path, Visited};
+pub use range::{CachedWalker, Page, PageTranslations};
+pub use self_map::SelfMap;
 pub use translate::{Access, Mapping, Translation};
 
 /// Reads physical memory for the walker.

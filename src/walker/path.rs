@@ -21,7 +21,7 @@ const UNUSED: Visited = Visited {
 };
 
 /// Up to five visited entries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Path {
     entries: [Visited; 5],
     len: usize,
@@ -35,6 +35,32 @@ impl Path {
             entries: [UNUSED; 5],
             len: 0,
         }
+    }
+
+    /// The first `len` of a walk's entries, read at `addrs` in the tables of
+    /// `levels`. Built whole, without pushes, so that a caller that never
+    /// looks at the path does not pay for it.
+    #[inline]
+    pub(super) fn of_walk(
+        levels: &[Level],
+        addrs: &[u64; 5],
+        entries: &[u64; 5],
+        len: usize,
+    ) -> Self {
+        let mut path = Self::new();
+        for (i, slot) in path.entries.iter_mut().enumerate() {
+            if let (true, Some(&level), Some(&addr), Some(&entry)) =
+                (i < len, levels.get(i), addrs.get(i), entries.get(i))
+            {
+                *slot = Visited {
+                    level,
+                    addr: PhysAddr(addr),
+                    entry: PageTableEntry(entry),
+                };
+            }
+        }
+        path.len = len.min(levels.len());
+        path
     }
 
     /// Appends an entry; a sixth is dropped (no walk has more than five levels).
@@ -64,6 +90,15 @@ impl Path {
         self.as_slice().last()
     }
 }
+
+// Only the entries in use count: a truncated path may keep stale ones.
+impl PartialEq for Path {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Path {}
 
 impl Default for Path {
     fn default() -> Self {

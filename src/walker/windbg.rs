@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use super::address::Level;
+use super::address::{Level, VirtAddr};
 use super::entry::PageTableEntry;
 use super::path::{Path, Visited};
 use super::software_pte::SoftwarePte;
@@ -44,23 +44,35 @@ impl fmt::Display for Flags {
     }
 }
 
-/// One `!pte` line: `PXE at <entry address> contains <value> pfn <pfn> <flags>`,
-/// or the software meaning of a non-present entry.
+/// One `!pte` line: `PXE at <entry address> contains <value> pfn <pfn> <flags>`.
+///
+/// A non-present entry shows its software meaning instead of pfn and flags.
+/// With the entry's virtual address (through the self-map) it reads like
+/// `!pte`: `PXE at 0xfffff6fb7dbedf80 (phys 0x1aaf80) contains ...`.
 #[derive(Clone, Copy, Debug)]
-pub struct EntryLine<'a>(pub &'a Visited);
+pub struct EntryLine<'a> {
+    /// The entry.
+    pub visited: &'a Visited,
+    /// Where the entry is visible in virtual memory, if known.
+    pub virtual_address: Option<VirtAddr>,
+}
 
 impl fmt::Display for EntryLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Visited { level, addr, entry } = *self.0;
-        write!(
-            f,
-            "{:<5} at phys {:016X} contains {:016X}  ",
-            level.windbg_name(),
-            addr.0,
-            entry.0
-        )?;
+        let Visited { level, addr, entry } = *self.visited;
+        match self.virtual_address {
+            Some(va) => write!(
+                f,
+                "{} at {:#x} (phys {:#x})",
+                level.windbg_name(),
+                va.0,
+                addr.0
+            )?,
+            None => write!(f, "{} at phys {:#x}", level.windbg_name(), addr.0)?,
+        }
+        write!(f, " contains {:#018x} ", entry.0)?;
         match SoftwarePte::decode(entry) {
-            None => write!(f, "pfn {:<10x} {}", entry.pfn(), Flags { entry, level }),
+            None => write!(f, "pfn {:x} {}", entry.pfn(), Flags { entry, level }),
             Some(software) => write!(f, "not valid: {software}"),
         }
     }
@@ -72,9 +84,12 @@ pub struct PathLines<'a>(pub &'a Path);
 
 impl fmt::Display for PathLines<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0
-            .as_slice()
-            .iter()
-            .try_for_each(|visited| writeln!(f, "{}", EntryLine(visited)))
+        self.0.as_slice().iter().try_for_each(|visited| {
+            let line = EntryLine {
+                visited,
+                virtual_address: None,
+            };
+            writeln!(f, "{line}")
+        })
     }
 }

@@ -215,7 +215,7 @@ fn text_lines(va: u64, result: &Walk, explain: bool) -> String {
     );
     if explain {
         let (path, summary) = match result {
-            Ok(t) => (t.path, summary(t)),
+            Ok(t) => (t.path, t.mapping.to_string()),
             Err(fault) => (fault.path, fault.kind.to_string()),
         };
         for line in PathLines(&path).to_string().lines() {
@@ -224,21 +224,6 @@ fn text_lines(va: u64, result: &Walk, explain: bool) -> String {
         let _ = writeln!(text, "    => {summary}");
     }
     text
-}
-
-fn summary(t: &Translation) -> String {
-    let m = &t.mapping;
-    let yes_no = |b: bool, yes: &'static str, no: &'static str| if b { yes } else { no };
-    format!(
-        "{} page at {:#x}, {}, {}, {}{}, PAT index {}",
-        m.size,
-        m.pa.0,
-        yes_no(m.access.writable, "writable", "read-only"),
-        yes_no(m.access.user, "user", "kernel"),
-        yes_no(m.access.executable, "executable", "no-execute"),
-        yes_no(m.global(), ", global", ""),
-        m.memory_type().pat_index()
-    )
 }
 
 fn json_line(va: u64, result: &Walk) -> String {

@@ -1,0 +1,119 @@
+//! The ratios of `scripts/bench.sh`, measured interleaved: on these shared
+//! 2-core machines the speed changes from second to second, so Criterion's
+//! benchmarks, run one after the other, can compare a quiet moment with a
+//! busy one. Here every round times one batch of each contender in turn
+//! (rotating the order), and each gets the median of its rounds. Same image,
+//! addresses and work as `benches/walker.rs`'s mixed-image groups. Prints
+//! `name nanoseconds-per-operation` lines.
+// Bench code on a 64-bit host: index casts cannot truncate.
+#![allow(clippy::cast_possible_truncation)]
+
+mod common;
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use common::{BATCH, pointer_chase};
+use vmwalk::walker::VirtAddr;
+use x86_64::structures::paging::mapper::{Translate as _, TranslateResult};
+
+/// Rounds measured, after as many again to warm up (about 2.5 s in all).
+const ROUNDS: usize = 50_000;
+
+/// One batch of a contender's work; returns a sum of what it computed.
+type Contender<'a> = Box<dyn Fn() -> u64 + 'a>;
+
+fn main() {
+    // `cargo bench` runs every bench target with `--bench`: measure only when asked.
+    if std::env::args().nth(1).as_deref() != Some("measure") {
+        return;
+    }
+    let machine = common::mixed();
+    let addresses = machine.random_addresses([60, 30, 10], |_| false);
+    let plan = machine.chase_plan(&addresses);
+    let (paging, root) = (machine.paging, machine.paging.root().0);
+    let (words, memory) = (machine.image.words(), machine.image.memory());
+    let pages: Vec<u64> = (0..BATCH as u64)
+        .map(|i| common::HEAP_RANGE + i * 4096)
+        .collect();
+    let last = common::HEAP_RANGE + BATCH as u64 * 4096 - 1;
+    let mut level_4 = machine.image.x86_64_level_4(root);
+    let table = machine.image.x86_64_table(&mut level_4);
+
+    let translate = |addresses: &[u64]| {
+        addresses.iter().fold(0u64, |sum, &va| {
+            let pa = paging
+                .translate(&memory, VirtAddr(va))
+                .map_or(0, |t| t.pa.0);
+            sum.wrapping_add(pa)
+        })
+    };
+    let mut contenders: Vec<(&str, Contender<'_>)> = vec![
+        (
+            "translate/vmwalk",
+            Box::new(|| translate(black_box(&addresses))),
+        ),
+        (
+            "translate/x86_64",
+            Box::new(|| {
+                black_box(&addresses).iter().fold(0u64, |sum, &va| {
+                    let pa = match table.translate(x86_64::VirtAddr::new(va)) {
+                        TranslateResult::Mapped { frame, offset, .. } => {
+                            frame.start_address().as_u64() + offset
+                        }
+                        TranslateResult::NotMapped | TranslateResult::InvalidFrameAddress(_) => 0,
+                    };
+                    sum.wrapping_add(pa)
+                })
+            }),
+        ),
+        (
+            "translate/pointer_chase",
+            Box::new(|| {
+                black_box(&plan).iter().fold(0u64, |sum, &(va, loads)| {
+                    sum.wrapping_add(pointer_chase::<4>(words, root, va, loads))
+                })
+            }),
+        ),
+        (
+            "range/ranged/4k",
+            Box::new(|| {
+                paging
+                    .translate_range(
+                        black_box(&memory),
+                        VirtAddr(common::HEAP_RANGE),
+                        VirtAddr(last),
+                    )
+                    .expect("canonical range")
+                    .fold(0u64, |sum, page| {
+                        sum.wrapping_add(page.pa().map_or(0, |pa| pa.0))
+                    })
+            }),
+        ),
+        (
+            "range/independent/4k",
+            Box::new(|| translate(black_box(&pages))),
+        ),
+    ];
+    let expected: Vec<u64> = contenders.iter().map(|(_, run)| run()).collect();
+    assert_eq!(expected[0], expected[1], "x86_64 agrees");
+    assert_eq!(expected[0], expected[2], "the chase agrees");
+    assert_eq!(expected[3], expected[4], "ranged and independent agree");
+
+    let mut times = vec![Vec::with_capacity(2 * ROUNDS); contenders.len()];
+    for round in 0..2 * ROUNDS {
+        contenders.rotate_left(1);
+        times.rotate_left(1);
+        for ((_, run), samples) in contenders.iter().zip(&mut times) {
+            let start = Instant::now();
+            black_box(run());
+            samples.push(start.elapsed().as_secs_f64() * 1e9 / f64::from(BATCH as u32));
+        }
+        black_box(round);
+    }
+    for ((name, _), samples) in contenders.iter().zip(&mut times) {
+        let samples = &mut samples[ROUNDS..];
+        samples.sort_by(f64::total_cmp);
+        println!("{name} {:.3}", samples[samples.len() / 2]);
+    }
+}

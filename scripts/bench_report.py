@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""The table of scripts/bench.sh, from one run's results.
+
+Reads Criterion's estimates (target/criterion/*/new), the interleaved
+medians (DIR/paired.txt: `name nanoseconds`), the callgrind counts
+(DIR/callgrind.txt: `name instructions operations`) and the peers' key=value
+lines (DIR/peers.txt); prints the table, the agreement checks, and last a
+machine-readable line of ratios (x86_64, limit and range from the interleaved
+medians). Criterion's time per operation is its median for a batch divided by
+the batch's elements.
+
+Usage: scripts/bench_report.py DIR
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def criterion_times():
+    """{full id: nanoseconds per element}."""
+    times = {}
+    for bench in (ROOT / "target" / "criterion").glob("**/new/benchmark.json"):
+        meta = json.loads(bench.read_text())
+        estimates = json.loads((bench.parent / "estimates.json").read_text())
+        elements = (meta.get("throughput") or {}).get("Elements", 1)
+        times[meta["full_id"]] = estimates["median"]["point_estimate"] / elements
+    return times
+
+
+def ns(value):
+    return f"{value:,.1f} ns" if value < 10_000 else f"{value / 1e6:,.3f} ms"
+
+
+def main():
+    out = Path(sys.argv[1])
+    t = criterion_times()
+    calls = {}
+    for line in (out / "callgrind.txt").read_text().splitlines():
+        name, instructions, operations = line.split()
+        calls[name] = int(instructions) / int(operations)
+    peers = dict(line.split("=", 1) for line in (out / "peers.txt").read_text().split())
+    paired = {name: float(value) for name, value in (line.split() for line in (out / "paired.txt").read_text().splitlines())}
+
+    ratios = {}
+    table = []
+    # The headline ratios: interleaved rounds on the mixed image.
+    ours, x86, chase = (paired[f"translate/{who}"] for who in ("vmwalk", "x86_64", "pointer_chase"))
+    ranged, independent = paired["range/ranged/4k"], paired["range/independent/4k"]
+    ratios["x86_64_ratio"], ratios["limit_ratio"] = ours / x86, ours / chase
+    ratios["range_ratio"] = ranged / independent
+    table.append(("mixed, interleaved: translate", "vmwalk", ns(ours), "", ""))
+    table.append(("", "x86_64 OffsetPageTable", ns(x86), "ours/x86_64", f"{ours / x86:.2f}"))
+    table.append(("", "pointer chase (limit)", ns(chase), "ours/limit", f"{ours / chase:.2f}"))
+    table.append(("mixed, interleaved: 1024 pages", "ranged, per 4 KiB page", ns(ranged), "", ""))
+    table.append(("", "independent walks, per page", ns(independent), "ranged/indep.", f"{ranged / independent:.2f}"))
+    # Criterion, one benchmark after the other.
+    for image in ("mixed", "linux_la48", "linux_la57"):
+        ours = t[f"{image}/translate/vmwalk"]
+        chase = t[f"{image}/translate/pointer_chase"]
+        x86 = t.get(f"{image}/translate/x86_64")
+        table.append((f"{image}: translate one address", "vmwalk", ns(ours), "", ""))
+        if x86 is not None:
+            table.append(("", "x86_64 OffsetPageTable", ns(x86), "ours/x86_64", f"{ours / x86:.2f}"))
+        table.append(("", "pointer chase (limit)", ns(chase), "ours/limit", f"{ours / chase:.2f}"))
+    for kind in ("4k", "2m"):
+        ranged, independent = t[f"mixed/range/ranged/{kind}"], t[f"mixed/range/independent/{kind}"]
+        pages = "4 KiB pages (2 PTs)" if kind == "4k" else "2 MiB pages"
+        table.append((f"mixed: 1024 pages of {pages}", "ranged, per page", ns(ranged), "", ""))
+        table.append(("", "independent walks, per page", ns(independent), "ranged/indep.", f"{ranged / independent:.2f}"))
+    for image in ("mixed", "linux_la48", "linux_la57"):
+        per_leaf = t[f"{image}/enumerate/vmwalk"]
+        table.append((f"{image}: enumerate every leaf", "vmwalk, per leaf", ns(per_leaf), "", ""))
+
+    leaves = int(peers["linux_leaves"])
+    ours_enum = t["linux_la48/enumerate/vmwalk"] * leaves  # ns for the whole image
+    ours_tr = t["linux_la48/translate/vmwalk"]
+    table.append(("linux_la48: enumerate the image", "vmwalk", ns(ours_enum), "", ""))
+    for peer, label in (("vol3", "volatility3 Intel32e"), ("memprocfs", "MemProcFS maps.pte()")):
+        theirs = float(peers[f"{peer}_enumerate_s"]) * 1e9
+        ratios[f"{peer}_speedup"] = theirs / ours_enum
+        table.append(("", label, ns(theirs), "speedup", f"{theirs / ours_enum:,.0f}x"))
+    table.append(("linux_la48: translate one address", "vmwalk", ns(ours_tr), "", ""))
+    for peer, label in (("vol3", "volatility3 translate()"), ("memprocfs", "MemProcFS virt2phys()")):
+        theirs = float(peers[f"{peer}_translate_s"]) * 1e9
+        table.append(("", label, ns(theirs), "speedup", f"{theirs / ours_tr:,.0f}x"))
+
+    table.append(("callgrind, instructions per op", "vmwalk translate", f"{calls['vmwalk']:.1f}", "", ""))
+    table.append(("(mixed image)", "x86_64 translate", f"{calls['x86_64']:.1f}", "ours/x86_64", f"{calls['vmwalk'] / calls['x86_64']:.2f}"))
+    table.append(("", "pointer chase", f"{calls['pointer_chase']:.1f}", "ours/chase", f"{calls['vmwalk'] / calls['pointer_chase']:.2f}"))
+    table.append(("", "ranged, per 4 KiB page", f"{calls['range']:.1f}", "range/translate", f"{calls['range'] / calls['vmwalk']:.2f}"))
+    table.append(("", "enumerate, per leaf", f"{calls['enumerate']:.1f}", "", ""))
+
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    header = ("what", "who", "time / count", "ratio", "")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print()
+
+    n = int(peers["addresses"])
+    checks = [
+        ("volatility3 pages mapped", peers["vol3_pages"], peers["vol3_pages_expected"]),
+        ("MemProcFS pages mapped", peers["memprocfs_pages"], peers["memprocfs_pages_expected"]),
+        ("volatility3 translations", peers["vol3_translations_agree"], str(n)),
+        ("MemProcFS translations", peers["memprocfs_translations_agree"], str(n)),
+    ]
+    for what, got, want in checks:
+        verdict = "same output" if got == want else "DIFFERENT"
+        print(f"{what}: {got} of {want} expected: {verdict}")
+    print(
+        f"(linux_la48: {leaves} leaves, {peers['linux_pages_4k']} 4 KiB-equivalent pages; volatility3 is "
+        f"expected to miss the pages under all-equal tables, Linux's espfix area)"
+    )
+    print(" ".join(f"{k}={ratios[k]:.2f}" for k in ("x86_64_ratio", "limit_ratio", "range_ratio"))
+          + f" vol3_speedup={ratios['vol3_speedup']:.0f} memprocfs_speedup={ratios['memprocfs_speedup']:.0f}")
+    return 0 if all(got == want for _, got, want in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

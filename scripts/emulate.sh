@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds vmwalk.sys (scripts/build-sys.sh) and runs it under speakeasy-emulator:
+# DriverEntry, then DriverUnload, printing the driver's DbgPrintEx lines as the
+# debugger shows them. The emulator lives in .venv, created on first use.
+#
+#   scripts/emulate.sh                    run the driver
+#   scripts/emulate.sh --fault-injection  make each kernel call fail in turn
+#   scripts/emulate.sh --fail CALL        make one call fail
+#   scripts/emulate.sh --self-test        check the harness catches leaks, unhandled imports, wrong addresses
+#   scripts/emulate.sh --la57             run in a 5-level paging world (--seed N repeats a world)
+#   scripts/emulate.sh --corrupt KIND     break the pool's walk (not-present | reserved)
+#   scripts/emulate.sh --corruption-tests each corruption in 4- and 5-level worlds, and a clean 5-level world
+#   scripts/emulate.sh --check-image      check the .sys image rules, and that broken copies fail
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv="$root/.venv"
+requirements="$root/scripts/emulator/requirements.txt"
+
+if ! "$venv/bin/python" -c 'import speakeasy, pefile' 2>/dev/null; then
+    if ! python3 -c 'import ensurepip' 2>/dev/null; then
+        apt-get update >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv >&2
+    fi
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet -r "$requirements" >&2
+fi
+
+sys=$("$root/scripts/build-sys.sh" | tail -n 1)
+if [ "${1:-}" = "--check-image" ]; then
+    exec "$venv/bin/python" "$root/scripts/emulator/check_image.py" --self-test "$sys"
+fi
+exec "$venv/bin/python" "$root/scripts/emulator/harness.py" "$sys" "$@"

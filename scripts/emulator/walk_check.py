@@ -1,0 +1,122 @@
+"""The driver's account of its page tables, checked against the world.
+
+After mapping, the driver logs the paging registers, the self-map, and for
+each of its addresses (pool, mapping, DriverEntry, stack) the walk, entry by
+entry, and the physical address. Every address in those lines must be the
+world's: the registers the harness gave it, the self-map index it chose, the
+physical address of each table entry and what it contains, where that entry
+appears through the self-map, and where each address really is.
+"""
+
+import re
+
+import world as paging
+
+DPFLTR_ERROR_LEVEL = 0
+WALKED = ("pool", "mapping", "DriverEntry", "stack")
+
+# The lines of the driver's walk (hex is lower-case, with 0x).
+PAGING_LINE = re.compile(r"vmwalk: paging: CR3 0x([0-9a-f]+) CR4 0x([0-9a-f]+) EFER 0x([0-9a-f]+), "
+                         r"MAXPHYADDR (\d+), ([45])-level")
+SELF_MAP_LINE = re.compile(r"vmwalk: self-map: PML([45]) entry 0x([0-9a-f]+) \((\d+)\) maps its own table; "
+                           r"PTE base 0x([0-9a-f]{16})")
+WALK_LINE = re.compile(r"vmwalk: walk of (\S+) 0x([0-9a-f]+) (?:\(([^)]*)\):|failed: (.*))")
+ENTRY_LINE = re.compile(r"vmwalk: +(\S+) at 0x([0-9a-f]+) \(phys 0x([0-9a-f]+)\) contains 0x([0-9a-f]+)")
+RESULT_LINE = re.compile(r"vmwalk: (\S+) 0x([0-9a-f]+) -> physical 0x([0-9a-f]+)")
+SPLIT_LINE = re.compile(r"vmwalk: MmHighestUserAddress 0x([0-9a-f]+), MmSystemRangeStart 0x([0-9a-f]+)")
+SHARE_LINE = re.compile(r"vmwalk: pool and mapping share PFN 0x([0-9a-f]+)")
+# What the walker says about each corruption.
+EXPLANATIONS = {"not-present": "is not present", "reserved": "has a reserved bit set"}
+
+
+def side(va):
+    if va <= paging.HIGHEST_USER_ADDRESS:
+        return "user space"
+    return "kernel space" if va >= paging.SYSTEM_RANGE_START else "neither side"
+
+
+def check_world(lines, w, landmarks, pool_pfn, expect):
+    """Every address the driver printed in `lines` ([(level, text)]) is the
+    world `w`'s; returns the failures and a summary. `landmarks`: {name:
+    (first, end)} where each walked address must lie; `expect`: "clean" or a
+    corruption (the lines a successful load must print then), or None (check
+    only what is printed)."""
+    failures = []
+    seen = {"walk": {}, "failed": {}, "result": {}, "share": [], "paging": 0, "self-map": 0, "entries": 0}
+    path = []  # the entries the current walk has yet to print
+    for line in "".join(text for _, text in lines).splitlines():
+        if m := PAGING_LINE.match(line):
+            seen["paging"] += 1
+            got = (int(m[1], 16), int(m[2], 16), int(m[3], 16), int(m[4]), int(m[5]))
+            want = (w.cr3, w.cr4, paging.EFER, w.max_phys_bits, w.levels)
+            if got != want:
+                failures.append("%r: the world has CR3 %#x CR4 %#x EFER %#x, MAXPHYADDR %d, %d-level" % ((line,) + want))
+        elif m := SELF_MAP_LINE.match(line):
+            seen["self-map"] += 1
+            if (int(m[1]), int(m[2], 16), int(m[3]), int(m[4], 16)) != (w.levels, w.self_index, w.self_index, w.pte_base()):
+                failures.append("%r: the world's self-map is entry %#x, PTE base %#018x" % (line, w.self_index, w.pte_base()))
+        elif m := WALK_LINE.match(line):
+            name, va = m[1], int(m[2], 16)
+            seen["failed" if m[4] is not None else "walk"][name] = m[4] or va
+            if m[3] is not None:  # the walk's header: its entries follow
+                if m[3] != side(va):
+                    failures.append("%r: %#x is in %s" % (line, va, side(va)))
+                path = list(w.walk(va))
+        elif m := ENTRY_LINE.match(line):
+            if not path:
+                failures.append("%r: the world's walk has no more entries" % line)
+                continue
+            level, slot, entry = path.pop(0)
+            seen["entries"] += 1
+            got = (int(m[3], 16), int(m[4], 16), int(m[2], 16))
+            want = (slot, entry, w.entry_va(va, level))
+            if got != want:
+                failures.append("%r: the world's entry is at phys %#x, contains %#018x, seen at %#x" % ((line,) + want))
+        elif m := RESULT_LINE.match(line):
+            name, va, pa = m[1], int(m[2], 16), int(m[3], 16)
+            seen["result"][name] = pa
+            if path:
+                failures.append("%r: the walk printed %d entries fewer than the world has" % (line, len(path)))
+            first, end = landmarks.get(name, (0, 0))
+            if not first <= va < end:
+                failures.append("%r: the %s is at [%#x, %#x)" % (line, name, first, end))
+            if pa != w.true_address(va):
+                failures.append("%r: the world maps %#x to %s" % (line, va, "%#x" % w.true_address(va)
+                                                                    if w.true_address(va) is not None else "nothing"))
+        elif m := SPLIT_LINE.match(line):
+            if (int(m[1], 16), int(m[2], 16)) != (paging.HIGHEST_USER_ADDRESS, paging.SYSTEM_RANGE_START):
+                failures.append("%r: the harness exports %#x and %#x"
+                                % (line, paging.HIGHEST_USER_ADDRESS, paging.SYSTEM_RANGE_START))
+        elif m := SHARE_LINE.match(line):
+            seen["share"].append(int(m[1], 16))
+            if int(m[1], 16) != pool_pfn:
+                failures.append("%r: the pool's PFN is %#x" % (line, pool_pfn))
+    if expect is not None:
+        failures += missing_lines(lines, seen, expect)
+    summary = ("%d translations, %d walks (%d entries), %d-level, self-map index %#x, PFN %s"
+               % (len(seen["result"]), len(seen["walk"]), seen["entries"], w.levels, w.self_index,
+                  ", ".join("%#x" % pfn for pfn in seen["share"]) or "not shared"))
+    return failures, summary
+
+
+def missing_lines(lines, seen, expect):
+    """What a successful load must print but did not (or must not but did)."""
+    failures = []
+    if seen["paging"] != 1 or seen["self-map"] != 1:
+        failures.append("want one paging line and one self-map line, got %d and %d" % (seen["paging"], seen["self-map"]))
+    walked = [name for name in WALKED if not (expect != "clean" and name == "pool")]
+    failures += ["no walk of %s" % name for name in walked if name not in seen["walk"]]
+    failures += ["no `%s ... -> physical` line" % name for name in walked if name not in seen["result"]]
+    errors = [text for level, text in lines if level == DPFLTR_ERROR_LEVEL]
+    if expect == "clean":
+        if len(seen["share"]) != 1:
+            failures.append("want one `pool and mapping share PFN` line, got %d" % len(seen["share"]))
+        failures += ["error line %r" % line for line in errors]
+    else:
+        explanation = seen["failed"].get("pool", "")
+        if EXPLANATIONS[expect] not in explanation:
+            failures.append("%s: want `walk of pool ... failed: ...%s...`, got %r"
+                            % (expect, EXPLANATIONS[expect], explanation or None))
+        if seen["share"] or "pool" in seen["result"]:
+            failures.append("%s: the pool's corrupted walk still gave a result or a shared PFN" % expect)
+    return failures

@@ -1,0 +1,248 @@
+//! The driver image: `DriverEntry`/`DriverUnload`, and the [`KernelApi`] that
+//! calls the real ntoskrnl through [`crate::ffi`].
+
+use core::arch::asm;
+use core::ffi::CStr;
+
+use crate::ffi::{
+    _DPFLTR_TYPE, BOOLEAN, DRIVER_OBJECT, DbgPrintEx, ExAllocatePool2, ExFreePoolWithTag,
+    IoAllocateMdl, IoFreeMdl, KPROCESSOR_MODE, MEMORY_CACHING_TYPE, MM_COPY_ADDRESS,
+    MmBuildMdlForNonPagedPool, MmCopyMemory, MmGetPhysicalAddress, MmHighestUserAddress,
+    MmMapLockedPagesSpecifyCache, MmSystemRangeStart, MmUnmapLockedPages, NTSTATUS,
+    PCUNICODE_STRING, PHYSICAL_ADDRESS, PIRP, PMDL, POOL_FLAGS, PVOID, SIZE_T, STATUS_SUCCESS,
+    ULONG,
+};
+use crate::kernel::{
+    DriverSlot, KernelApi, LogFormat, Mapping, PagingRegisters, inspect, load, unload,
+};
+use crate::walker::VirtAddr;
+
+/// `IA32_EFER`, the MSR that holds NXE.
+const IA32_EFER: u32 = 0xC000_0080;
+
+#[cfg(all(windows, feature = "wdk", not(test)))]
+extern crate wdk_panic;
+
+#[cfg(all(windows, feature = "wdk", not(test)))]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
+
+#[allow(clippy::cast_sign_loss, reason = "DPFLTR_IHVDRIVER_ID is 77")]
+const COMPONENT_ID: ULONG = _DPFLTR_TYPE::DPFLTR_IHVDRIVER_ID as ULONG;
+
+/// The running kernel.
+struct NtKernel;
+
+static KERNEL: NtKernel = NtKernel;
+
+/// The mapping (owning the MDL and the pool) from `DriverEntry` to `DriverUnload`.
+static LOADED: DriverSlot<Mapping<'static, NtKernel>> = DriverSlot::new();
+
+impl KernelApi for NtKernel {
+    fn ex_allocate_pool2(&self, flags: POOL_FLAGS, number_of_bytes: SIZE_T, tag: ULONG) -> PVOID {
+        // SAFETY: any arguments are allowed at IRQL <= DISPATCH_LEVEL; without
+        // POOL_FLAG_RAISE_ON_FAILURE failure returns NULL.
+        unsafe { ExAllocatePool2(flags, number_of_bytes, tag) }
+    }
+
+    unsafe fn ex_free_pool_with_tag(&self, p: PVOID, tag: ULONG) {
+        // SAFETY: the caller upholds the trait's contract.
+        unsafe { ExFreePoolWithTag(p, tag) };
+    }
+
+    unsafe fn io_allocate_mdl(
+        &self,
+        virtual_address: PVOID,
+        length: ULONG,
+        secondary_buffer: BOOLEAN,
+        charge_quota: BOOLEAN,
+        irp: PIRP,
+    ) -> PMDL {
+        // SAFETY: the caller upholds the trait's contract.
+        unsafe { IoAllocateMdl(virtual_address, length, secondary_buffer, charge_quota, irp) }
+    }
+
+    unsafe fn mm_build_mdl_for_non_paged_pool(&self, mdl: PMDL) {
+        // SAFETY: the caller upholds the trait's contract.
+        unsafe { MmBuildMdlForNonPagedPool(mdl) };
+    }
+
+    unsafe fn mm_map_locked_pages_specify_cache(
+        &self,
+        mdl: PMDL,
+        access_mode: KPROCESSOR_MODE,
+        cache_type: MEMORY_CACHING_TYPE,
+        requested_address: PVOID,
+        bug_check_on_failure: ULONG,
+        priority: ULONG,
+    ) -> PVOID {
+        // SAFETY: the caller upholds the trait's contract.
+        unsafe {
+            MmMapLockedPagesSpecifyCache(
+                mdl,
+                access_mode,
+                cache_type,
+                requested_address,
+                bug_check_on_failure,
+                priority,
+            )
+        }
+    }
+
+    unsafe fn mm_unmap_locked_pages(&self, base_address: PVOID, mdl: PMDL) {
+        // SAFETY: the caller upholds the trait's contract.
+        unsafe { MmUnmapLockedPages(base_address, mdl) };
+    }
+
+    unsafe fn io_free_mdl(&self, mdl: PMDL) {
+        // SAFETY: the caller upholds the trait's contract.
+        unsafe { IoFreeMdl(mdl) };
+    }
+
+    fn dbg_print(&self, level: ULONG, format: &LogFormat, args: [u64; 2]) {
+        let [first, second] = args;
+        // SAFETY: LogFormat guarantees a NUL-terminated format with at most two
+        // conversions, each taking one of the two 64-bit arguments.
+        unsafe {
+            DbgPrintEx(
+                COMPONENT_ID,
+                level,
+                format.as_cstr().as_ptr(),
+                first,
+                second,
+            )
+        };
+    }
+
+    fn dbg_print_line(&self, level: ULONG, line: &CStr) {
+        // SAFETY: "%s" takes one argument, a NUL-terminated string: `line`.
+        unsafe { DbgPrintEx(COMPONENT_ID, level, c"%s".as_ptr(), line.as_ptr()) };
+    }
+
+    unsafe fn mm_copy_memory(
+        &self,
+        target_address: PVOID,
+        source_address: MM_COPY_ADDRESS,
+        number_of_bytes: SIZE_T,
+        flags: ULONG,
+        number_of_bytes_transferred: *mut SIZE_T,
+    ) -> NTSTATUS {
+        // SAFETY: the caller upholds the trait's contract; DriverEntry runs at
+        // PASSIVE_LEVEL, below the APC_LEVEL limit of MmCopyMemory.
+        unsafe {
+            MmCopyMemory(
+                target_address,
+                source_address,
+                number_of_bytes,
+                flags,
+                number_of_bytes_transferred,
+            )
+        }
+    }
+
+    unsafe fn mm_get_physical_address(&self, base_address: PVOID) -> PHYSICAL_ADDRESS {
+        // SAFETY: the caller passes a valid nonpaged address.
+        unsafe { MmGetPhysicalAddress(base_address) }
+    }
+
+    fn mm_highest_user_address(&self) -> PVOID {
+        // SAFETY: an ntoskrnl variable, set during boot and only read afterwards.
+        unsafe { MmHighestUserAddress }
+    }
+
+    fn mm_system_range_start(&self) -> PVOID {
+        // SAFETY: as above.
+        unsafe { MmSystemRangeStart }
+    }
+
+    // Each register is read by its own instruction with fixed registers
+    // (`mov rax, cr3` is 0F 20 D8, `mov rax, cr4` 0F 20 E0, `rdmsr` 0F 32,
+    // `cpuid` 0F A2): the emulator harness finds and hooks exactly these.
+    fn paging_registers(&self) -> PagingRegisters {
+        let cr3: u64;
+        // SAFETY: reading CR3 at CPL 0 has no side effect.
+        unsafe { asm!("mov rax, cr3", out("rax") cr3, options(nomem, nostack, preserves_flags)) };
+        let cr4: u64;
+        // SAFETY: reading CR4 at CPL 0 has no side effect.
+        unsafe { asm!("mov rax, cr4", out("rax") cr4, options(nomem, nostack, preserves_flags)) };
+        let (efer_low, efer_high): (u32, u32);
+        // SAFETY: IA32_EFER exists on every x86-64 processor; rdmsr at CPL 0.
+        unsafe {
+            asm!(
+                "rdmsr",
+                in("ecx") IA32_EFER,
+                out("eax") efer_low,
+                out("edx") efer_high,
+                options(nomem, nostack, preserves_flags),
+            );
+        }
+        let address_sizes = core::arch::x86_64::__cpuid(0x8000_0008);
+        let extended_features = core::arch::x86_64::__cpuid(0x8000_0001);
+        PagingRegisters {
+            cr3,
+            cr4,
+            efer: u64::from(efer_high) << 32 | u64::from(efer_low),
+            max_phys_bits: address_sizes.eax & 0xff,
+            gigabyte_pages: extended_features.edx & (1 << 26) != 0,
+        }
+    }
+}
+
+/// The driver's entry point: sets up the mapping, or undoes everything and
+/// returns why it could not.
+///
+/// # Safety
+/// Called once by the I/O manager at `PASSIVE_LEVEL` with a valid driver object.
+// SAFETY: no other item in the image is named DriverEntry.
+#[unsafe(export_name = "DriverEntry")]
+pub unsafe extern "system" fn driver_entry(
+    driver: &mut DRIVER_OBJECT,
+    _registry_path: PCUNICODE_STRING,
+) -> NTSTATUS {
+    match load(&KERNEL) {
+        Ok(mapping) => {
+            inspect(
+                &mapping,
+                VirtAddr((driver_entry as *const ()).addr() as u64),
+            );
+            // SAFETY: DriverUnload, the only other user, cannot run before
+            // DriverEntry returns.
+            let previous = unsafe { LOADED.replace(Some(mapping)) };
+            debug_assert!(previous.is_none(), "DriverEntry runs once");
+            driver.DriverUnload = Some(driver_unload);
+            STATUS_SUCCESS
+        }
+        // DriverUnload stays unset: the I/O manager does not call it after a
+        // failed DriverEntry, and there is nothing left to release.
+        Err(error) => error.into(),
+    }
+}
+
+/// Releases what `driver_entry` kept: unmap, free MDL, free pool.
+unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
+    // SAFETY: the I/O manager calls DriverUnload once, after DriverEntry
+    // returned, never concurrently with it.
+    if let Some(mapping) = unsafe { LOADED.replace(None) } {
+        unload(mapping);
+    }
+}
+
+#[cfg(all(windows, not(feature = "wdk"), not(test)))]
+mod standalone_runtime {
+    use crate::ffi::KeBugCheckEx;
+
+    /// Bugcheck code "VMWK": a panic is a driver bug; stop the machine with a
+    /// recognizable code rather than run on in an unknown state.
+    const PANIC_BUGCHECK: u32 = u32::from_be_bytes(*b"VMWK");
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+        // SAFETY: KeBugCheckEx may be called at any IRQL and never returns.
+        unsafe { KeBugCheckEx(PANIC_BUGCHECK, 0, 0, 0, 0) }
+    }
+
+    // The MSVC target references `_fltused` when floating point is compiled
+    // in; the CRT that would define it is not linked. A symbol from assembly
+    // is not exported (a `#[no_mangle]` static would be).
+    core::arch::global_asm!(".globl _fltused", ".set _fltused, 0x9875");
+}

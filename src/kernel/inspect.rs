@@ -1,0 +1,253 @@
+//! What the driver shows after mapping: the paging registers, the self-map,
+//! and a walk of its own addresses, cross-checked against what Windows says.
+//! Nothing here fails the load: a disagreement or a walker error is logged.
+
+use core::fmt::{self, Write as _};
+
+use super::memory::address;
+use super::{KernelApi, KernelMemory, Line, Mapping};
+use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, PVOID, ULONG};
+use crate::walker::windbg::EntryLine;
+use crate::walker::{Paging, PagingMode, PhysAddr, SelfMap, VirtAddr};
+
+fn log<K: KernelApi>(kernel: &K, level: ULONG, args: fmt::Arguments<'_>) {
+    let mut line = Line::new();
+    let _ = line.write_fmt(args); // Line never fails; a long line is cut
+    kernel.dbg_print_line(level, line.as_cstr());
+}
+
+/// Where Windows splits user and system space.
+#[derive(Clone, Copy)]
+struct Split {
+    highest_user: u64,
+    system_start: u64,
+}
+
+impl Split {
+    const fn side(self, va: u64) -> &'static str {
+        if va <= self.highest_user {
+            "user space"
+        } else if va >= self.system_start {
+            "kernel space"
+        } else {
+            "neither side"
+        }
+    }
+}
+
+/// The paging state of the current processor and how to read its tables.
+struct Walker<'k, K: KernelApi> {
+    kernel: &'k K,
+    paging: Paging,
+    memory: KernelMemory<'k, K>,
+    self_map: Option<SelfMap>,
+    split: Split,
+}
+
+/// Walks and logs the driver's own addresses, as `!pte` shows them.
+///
+/// The pool buffer, its second mapping, `code` (`DriverEntry`) and a stack
+/// address; the pool and the mapping are checked against
+/// `MmGetPhysicalAddress` and the MDL's PFN array.
+pub fn inspect<K: KernelApi>(mapping: &Mapping<'_, K>, code: VirtAddr) {
+    let walker = Walker::new(mapping.kernel());
+    let pool = address(mapping.mdl().buffer().base());
+    let mapped = address(mapping.base());
+    let mdl_pfn = mapping.mdl().first_pfn();
+    let pool_pfn = walker.walk_and_check("pool", pool, mdl_pfn);
+    let mapped_pfn = walker.walk_and_check("mapping", mapped, mdl_pfn);
+    match (pool_pfn, mapped_pfn) {
+        (Some(a), Some(b)) if a == b => log(
+            walker.kernel,
+            DPFLTR_INFO_LEVEL,
+            format_args!("vmwalk: pool and mapping share PFN {a:#x}\n"),
+        ),
+        (Some(a), Some(b)) => log(
+            walker.kernel,
+            DPFLTR_ERROR_LEVEL,
+            format_args!("vmwalk: pool and mapping do not share a page: PFN {a:#x} and {b:#x}\n"),
+        ),
+        _ => {}
+    }
+    walker.walk("DriverEntry", code.0);
+    let on_stack = 0_u8;
+    walker.walk("stack", (&raw const on_stack).addr() as u64);
+}
+
+impl<'k, K: KernelApi> Walker<'k, K> {
+    fn new(kernel: &'k K) -> Self {
+        let registers = kernel.paging_registers();
+        let paging = Paging::from_registers(registers.cr3, registers.cr4, registers.efer)
+            .with_gigabyte_pages(registers.gigabyte_pages);
+        let paging = paging
+            .with_max_phys_bits(registers.max_phys_bits)
+            .unwrap_or_else(|error| {
+                log(
+                    kernel,
+                    DPFLTR_ERROR_LEVEL,
+                    format_args!("vmwalk: {error}; using 52\n"),
+                );
+                paging
+            });
+        log(
+            kernel,
+            DPFLTR_INFO_LEVEL,
+            format_args!(
+                "vmwalk: paging: CR3 {:#x} CR4 {:#x} EFER {:#x}, MAXPHYADDR {}, {}-level\n",
+                registers.cr3,
+                registers.cr4,
+                registers.efer,
+                paging.max_phys_bits(),
+                paging.mode().levels().len()
+            ),
+        );
+        let split = Split {
+            highest_user: kernel.mm_highest_user_address().addr() as u64,
+            system_start: kernel.mm_system_range_start().addr() as u64,
+        };
+        log(
+            kernel,
+            DPFLTR_INFO_LEVEL,
+            format_args!(
+                "vmwalk: MmHighestUserAddress {:#x}, MmSystemRangeStart {:#x}\n",
+                split.highest_user, split.system_start
+            ),
+        );
+        let memory = KernelMemory::new(kernel);
+        let self_map = find_self_map(kernel, &paging, &memory);
+        Self {
+            kernel,
+            paging,
+            memory,
+            self_map,
+            split,
+        }
+    }
+
+    /// Logs the walk of `va` and its result; the physical address if it translates.
+    fn walk(&self, name: &str, va: u64) -> Option<PhysAddr> {
+        let kernel = self.kernel;
+        let side = self.split.side(va);
+        log(
+            kernel,
+            DPFLTR_INFO_LEVEL,
+            format_args!("vmwalk: walk of {name} {va:#x} ({side}):\n"),
+        );
+        let result = self.paging.translate(&self.memory, VirtAddr(va));
+        let path = match &result {
+            Ok(translation) => translation.path,
+            Err(fault) => fault.path,
+        };
+        for visited in path.as_slice() {
+            let virtual_address = self
+                .self_map
+                .map(|map| map.entry_address(VirtAddr(va), visited.level));
+            let line = EntryLine {
+                visited,
+                virtual_address,
+            };
+            log(
+                kernel,
+                DPFLTR_INFO_LEVEL,
+                format_args!("vmwalk:   {line}\n"),
+            );
+        }
+        match result {
+            Ok(translation) => {
+                let (pa, mapping) = (translation.pa, translation.mapping);
+                log(
+                    kernel,
+                    DPFLTR_INFO_LEVEL,
+                    format_args!(
+                        "vmwalk: {name} {va:#x} -> physical {:#x} ({mapping})\n",
+                        pa.0
+                    ),
+                );
+                Some(pa)
+            }
+            Err(fault) => {
+                log(
+                    kernel,
+                    DPFLTR_ERROR_LEVEL,
+                    format_args!("vmwalk: walk of {name} {va:#x} failed: {}\n", fault.kind),
+                );
+                None
+            }
+        }
+    }
+
+    /// Walks `va` and compares the result with `MmGetPhysicalAddress` and the
+    /// MDL's PFN; the PFN when all three agree.
+    fn walk_and_check(&self, name: &str, va: u64, mdl_pfn: u64) -> Option<u64> {
+        let walked = self.walk(name, va)?;
+        // SAFETY: `va` is the driver's own pool buffer or its mapping: valid
+        // nonpaged addresses while the mapping is alive.
+        let windows = unsafe { self.kernel.mm_get_physical_address(va as PVOID) };
+        // SAFETY: every bit pattern of the union is a valid QuadPart.
+        let windows = unsafe { windows.QuadPart }.cast_unsigned();
+        let pfn = walked.0 >> 12;
+        if walked.0 == windows && pfn == mdl_pfn {
+            log(
+                self.kernel,
+                DPFLTR_INFO_LEVEL,
+                format_args!(
+                    "vmwalk: {name} {va:#x}: MmGetPhysicalAddress {windows:#x} and MDL PFN {mdl_pfn:#x} agree with the walk\n"
+                ),
+            );
+            Some(pfn)
+        } else {
+            log(
+                self.kernel,
+                DPFLTR_ERROR_LEVEL,
+                format_args!(
+                    "vmwalk: disagreement for {name} {va:#x}: walk {:#x}, MmGetPhysicalAddress {windows:#x}, MDL PFN {mdl_pfn:#x}\n",
+                    walked.0
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Finds and logs the top-level entry that maps its own table.
+fn find_self_map<K: KernelApi>(
+    kernel: &K,
+    paging: &Paging,
+    memory: &KernelMemory<'_, K>,
+) -> Option<SelfMap> {
+    let top = match paging.mode() {
+        PagingMode::FourLevel => "PML4",
+        PagingMode::FiveLevel => "PML5",
+    };
+    match SelfMap::find(paging, memory) {
+        Ok(Some(map)) => {
+            log(
+                kernel,
+                DPFLTR_INFO_LEVEL,
+                format_args!(
+                    "vmwalk: self-map: {top} entry {:#x} ({}) maps its own table; PTE base {:#018x}\n",
+                    map.index(),
+                    map.index(),
+                    map.pte_base().0
+                ),
+            );
+            Some(map)
+        }
+        Ok(None) => {
+            log(
+                kernel,
+                DPFLTR_INFO_LEVEL,
+                format_args!("vmwalk: self-map: no {top} entry maps its own table\n"),
+            );
+            None
+        }
+        Err(error) => {
+            log(
+                kernel,
+                DPFLTR_ERROR_LEVEL,
+                format_args!("vmwalk: self-map: reading the {top} failed: {error}\n"),
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The fake kernel's physical memory: page tables that map the pool buffer
+//! and its second mapping to the same frame, a self-map entry, and the
+//! answers `MmCopyMemory` and `MmGetPhysicalAddress` give from them.
+// Test code on a 64-bit host: offsets within a page fit in usize.
+#![allow(clippy::cast_possible_truncation)]
+
+use std::collections::HashMap;
+
+use vmwalk::walker::{Level, PagingMode};
+
+const PRESENT_WRITABLE: u64 = 0x3;
+const ACCESSED_DIRTY: u64 = 0x60;
+const NO_EXECUTE: u64 = 1 << 63;
+/// MAXPHYADDR the fake CPU reports.
+pub const MAX_PHYS_BITS: u32 = 46;
+
+/// Page tables in a sparse physical memory.
+pub struct World {
+    pub mode: PagingMode,
+    pub root: u64,
+    pub self_map_index: Option<usize>,
+    pages: HashMap<u64, Box<[u64; 512]>>,
+    next_frame: u64,
+}
+
+impl World {
+    /// An empty address space with a self-map at `self_map_index`.
+    pub fn new(mode: PagingMode, self_map_index: Option<usize>) -> Self {
+        let mut world = Self {
+            mode,
+            root: 0,
+            self_map_index,
+            pages: HashMap::new(),
+            next_frame: 0x1_2340,
+        };
+        world.root = world.new_page();
+        if let Some(index) = self_map_index {
+            world.pages.get_mut(&world.root).unwrap()[index] =
+                world.root | PRESENT_WRITABLE | ACCESSED_DIRTY | NO_EXECUTE;
+        }
+        world
+    }
+
+    /// A fresh zeroed physical page.
+    pub fn new_page(&mut self) -> u64 {
+        let address = self.next_frame << 12;
+        self.next_frame += 0x11; // not contiguous, so a wrong index shows
+        self.pages.insert(address, Box::new([0; 512]));
+        address
+    }
+
+    /// Maps the 4 KiB page at `va` to `frame_address`, NX and writable.
+    pub fn map(&mut self, va: u64, frame_address: u64) {
+        let mut table = self.root;
+        for &level in self.mode.levels() {
+            let index = level.index(va);
+            if level == Level::Pt {
+                self.pages.get_mut(&table).unwrap()[index] =
+                    frame_address | PRESENT_WRITABLE | ACCESSED_DIRTY | NO_EXECUTE;
+                return;
+            }
+            let entry = self.pages[&table][index];
+            table = if entry & 1 == 0 {
+                let next = self.new_page();
+                self.pages.get_mut(&table).unwrap()[index] = next | PRESENT_WRITABLE;
+                next
+            } else {
+                entry & 0x000f_ffff_ffff_f000
+            };
+        }
+    }
+
+    /// The physical address of the entry at `level` on `va`'s walk.
+    pub fn entry_address(&self, va: u64, level: Level) -> u64 {
+        let mut table = self.root;
+        for &l in self.mode.levels() {
+            let at = table + 8 * l.index(va) as u64;
+            if l == level {
+                return at;
+            }
+            table = self.read(at).expect("mapped") & 0x000f_ffff_ffff_f000;
+        }
+        unreachable!("{level:?} is one of the mode's levels")
+    }
+
+    /// Changes the entry at `level` on `va`'s walk.
+    pub fn set_entry(&mut self, va: u64, level: Level, change: impl Fn(u64) -> u64) {
+        let at = self.entry_address(va, level);
+        let slot = &mut self.pages.get_mut(&(at & !0xfff)).unwrap()[(at as usize & 0xfff) / 8];
+        *slot = change(*slot);
+    }
+
+    /// An 8-byte aligned word, if the page exists.
+    pub fn read(&self, address: u64) -> Option<u64> {
+        let page = self.pages.get(&(address & !0xfff))?;
+        Some(page[(address as usize & 0xfff) / 8])
+    }
+
+    /// What the MMU would translate `va` to (4 KiB pages only), or 0.
+    pub fn translate(&self, va: u64) -> u64 {
+        let mut table = self.root;
+        for &level in self.mode.levels() {
+            let Some(entry) = self.read(table + 8 * level.index(va) as u64) else {
+                return 0;
+            };
+            if entry & 1 == 0 {
+                return 0;
+            }
+            table = entry & 0x000f_ffff_ffff_f000;
+        }
+        table | (va & 0xfff)
+    }
+}

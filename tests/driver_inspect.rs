@@ -1,0 +1,268 @@
+//! What the driver shows after mapping (issue 6), against the fake kernel's
+//! page tables: the walks, the self-map, and the cross-checks with
+//! `MmGetPhysicalAddress` and the MDL, including when they disagree, when an
+//! entry is corrupt and when physical memory cannot be read.
+#![cfg(target_os = "linux")]
+
+mod driver_fake;
+
+use driver_fake::FakeKernel;
+use driver_fake::world::World;
+use vmwalk::ffi::DPFLTR_ERROR_LEVEL;
+use vmwalk::kernel::{inspect, load, unload};
+use vmwalk::walker::{Level, PagingMode, SelfMap, VirtAddr};
+
+/// A kernel-space address the fake world maps, standing in for `DriverEntry`.
+const CODE: u64 = 0xffff_f806_1234_5000;
+
+struct Run {
+    lines: Vec<String>,
+    errors: Vec<String>,
+    pool: u64,
+    mapping: u64,
+    /// The world's truth: the pool page's physical address.
+    pool_pa: u64,
+}
+
+/// Loads, lets `before` change the world, inspects, unloads; nothing may leak.
+fn run(kernel: &FakeKernel, before: impl FnOnce(&FakeKernel, u64)) -> Run {
+    kernel.map_page(CODE);
+    let mapping = load(kernel).expect("DriverEntry succeeds");
+    let pool = mapping.mdl().buffer().base().as_ptr() as u64;
+    let mapped = mapping.base().as_ptr() as u64;
+    let pool_pa = kernel.world().translate(pool);
+    before(kernel, pool);
+    inspect(&mapping, VirtAddr(CODE));
+    unload(mapping);
+    kernel.assert_nothing_leaked();
+    Run {
+        lines: kernel.lines(),
+        errors: kernel.lines_at(DPFLTR_ERROR_LEVEL),
+        pool,
+        mapping: mapped,
+        pool_pa,
+    }
+}
+
+fn has(lines: &[String], wanted: &str) -> bool {
+    lines.iter().any(|line| line == wanted)
+}
+
+#[test]
+fn walks_agree_with_windows_and_the_mdl() {
+    let kernel = FakeKernel::new();
+    let run = run(&kernel, |_, _| {});
+    let (pool, mapping, pa) = (run.pool, run.mapping, run.pool_pa);
+    assert_ne!(pa, 0);
+    let root = kernel.world().root;
+    let lines = &run.lines;
+    assert!(
+        has(
+            lines,
+            &format!(
+                "vmwalk: paging: CR3 {:#x} CR4 0xa0 EFER 0xd01, MAXPHYADDR 46, 4-level\n",
+                root | 5
+            )
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        has(
+            lines,
+            "vmwalk: self-map: PML4 entry 0x15a (346) maps its own table; PTE base 0xffffad0000000000\n"
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        has(
+            lines,
+            &format!("vmwalk: walk of pool {pool:#x} (user space):\n")
+        ),
+        "{lines:#?}"
+    );
+    for (name, va) in [("pool", pool), ("mapping", mapping)] {
+        let result = format!(
+            "vmwalk: {name} {va:#x} -> physical {pa:#x} (4K page at {pa:#x}, writable, kernel, no-execute, PAT index 0)\n"
+        );
+        assert!(has(lines, &result), "{name}: {lines:#?}");
+        let check = format!(
+            "vmwalk: {name} {va:#x}: MmGetPhysicalAddress {pa:#x} and MDL PFN {:#x} agree with the walk\n",
+            pa >> 12
+        );
+        assert!(has(lines, &check), "{name}: {lines:#?}");
+    }
+    assert!(
+        has(
+            lines,
+            &format!("vmwalk: pool and mapping share PFN {:#x}\n", pa >> 12)
+        ),
+        "{lines:#?}"
+    );
+    // Each level's entry, at its physical address and where the self-map shows it.
+    let map = SelfMap::at(0x15a, PagingMode::FourLevel);
+    for level in PagingMode::FourLevel.levels() {
+        let phys = kernel.world().entry_address(pool, *level);
+        let virt = map.entry_address(VirtAddr(pool), *level).0;
+        let prefix = format!(
+            "vmwalk:   {} at {virt:#x} (phys {phys:#x}) contains ",
+            level.windbg_name()
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with(&prefix)),
+            "{prefix}: {lines:#?}"
+        );
+    }
+    assert!(has(
+        lines,
+        &format!("vmwalk: walk of DriverEntry {CODE:#x} (kernel space):\n")
+    ));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("vmwalk: DriverEntry {CODE:#x} -> physical ")))
+    );
+    // The fake world does not map the host's stack: an honest, explained failure.
+    assert_eq!(run.errors.len(), 1, "{:#?}", run.errors);
+    assert!(
+        run.errors[0].starts_with("vmwalk: walk of stack ")
+            && run.errors[0].contains("is not present"),
+        "{:#?}",
+        run.errors
+    );
+}
+
+#[test]
+fn five_level_paging_and_another_self_map_index() {
+    let kernel = FakeKernel::with_world(World::new(PagingMode::FiveLevel, Some(0x1f3)));
+    let run = run(&kernel, |_, _| {});
+    let lines = &run.lines;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(", MAXPHYADDR 46, 5-level\n")),
+        "{lines:#?}"
+    );
+    let base = SelfMap::at(0x1f3, PagingMode::FiveLevel).pte_base().0;
+    assert!(
+        has(
+            lines,
+            &format!(
+                "vmwalk: self-map: PML5 entry 0x1f3 (499) maps its own table; PTE base {base:#018x}\n"
+            )
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        has(
+            lines,
+            &format!(
+                "vmwalk: pool and mapping share PFN {:#x}\n",
+                run.pool_pa >> 12
+            )
+        ),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn without_a_self_map_entries_show_only_their_physical_address() {
+    let kernel = FakeKernel::with_world(World::new(PagingMode::FourLevel, None));
+    let run = run(&kernel, |_, _| {});
+    let phys = kernel.world().entry_address(run.pool, Level::Pt);
+    assert!(has(
+        &run.lines,
+        "vmwalk: self-map: no PML4 entry maps its own table\n"
+    ));
+    assert!(
+        run.lines
+            .iter()
+            .any(|l| l.starts_with(&format!("vmwalk:   PTE at phys {phys:#x} contains "))),
+        "{:#?}",
+        run.lines
+    );
+    assert!(has(
+        &run.lines,
+        &format!(
+            "vmwalk: pool and mapping share PFN {:#x}\n",
+            run.pool_pa >> 12
+        )
+    ));
+}
+
+#[test]
+fn a_disagreement_with_windows_is_logged_not_fatal() {
+    let kernel = FakeKernel::new();
+    let run = run(&kernel, |kernel, _| {
+        kernel.lie_about_physical_addresses(0x1000);
+    });
+    let (pool, pa) = (run.pool, run.pool_pa);
+    let wanted = format!(
+        "vmwalk: disagreement for pool {pool:#x}: walk {pa:#x}, MmGetPhysicalAddress {:#x}, MDL PFN {:#x}\n",
+        pa + 0x1000,
+        pa >> 12
+    );
+    assert!(has(&run.errors, &wanted), "{:#?}", run.errors);
+    assert!(!run.lines.iter().any(|l| l.contains("share PFN")));
+}
+
+#[test]
+fn a_not_present_pte_is_explained() {
+    let kernel = FakeKernel::new();
+    let run = run(&kernel, |kernel, pool| {
+        kernel.world().set_entry(pool, Level::Pt, |e| e & !1);
+    });
+    let world = kernel.world();
+    let entry = world
+        .read(world.entry_address(run.pool, Level::Pt))
+        .unwrap();
+    let wanted = format!(
+        "vmwalk: walk of pool {:#x} failed: PTE {entry:#018x} is not present\n",
+        run.pool
+    );
+    assert!(has(&run.errors, &wanted), "{:#?}", run.errors);
+    assert!(!run.lines.iter().any(|l| l.contains("share PFN")));
+}
+
+#[test]
+fn a_reserved_bit_is_explained() {
+    let kernel = FakeKernel::new();
+    let run = run(&kernel, |kernel, pool| {
+        kernel.world().set_entry(pool, Level::Pdpt, |e| e | 1 << 50);
+    });
+    let wanted = format!("vmwalk: walk of pool {:#x} failed: PDPTE ", run.pool);
+    let error = run
+        .errors
+        .iter()
+        .find(|l| l.starts_with(&wanted))
+        .unwrap_or_else(|| panic!("{:#?}", run.errors));
+    assert!(
+        error.ends_with("has a reserved bit set: bits 51:46 must be 0 (MAXPHYADDR is 46)\n"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unreadable_physical_memory_is_explained() {
+    let kernel = FakeKernel::new();
+    let run = run(&kernel, |kernel, _| kernel.fail_copies());
+    assert!(
+        has(
+            &run.errors,
+            "vmwalk: self-map: reading the PML4 failed: MmCopyMemory returned NTSTATUS 0xc0000141 after 0 of 8 bytes\n"
+        ),
+        "{:#?}",
+        run.errors
+    );
+    let wanted = format!(
+        "vmwalk: walk of pool {:#x} failed: reading the PML4E at physical ",
+        run.pool
+    );
+    assert!(
+        run.errors.iter().any(|l| l.starts_with(&wanted)
+            && l.ends_with(
+                "failed: MmCopyMemory returned NTSTATUS 0xc0000141 after 0 of 8 bytes\n"
+            )),
+        "{:#?}",
+        run.errors
+    );
+}

@@ -8,7 +8,7 @@ mod model;
 
 use std::collections::BTreeSet;
 
-use model::compare::{leaf_outcomes, paging_of, translation_outcome};
+use model::compare::{assert_range_agrees, leaf_outcomes, paging_of, translation_outcome};
 use model::world::{Rng, world};
 use model::{Outcome, bit, bits, canonical, enumerate, translate, width, words_of};
 use proptest::prelude::*;
@@ -93,17 +93,14 @@ fn check_enumeration(seed: u64) {
     let mut rng = Rng(seed ^ 0x5555);
     let (a, b) = (rng.below(1 << width(cpu)), rng.below(1 << width(cpu)));
     let (first, last) = (a.min(b), a.max(b));
-    let leaves = paging
-        .leaves_in(
-            &memory,
-            VirtAddr(canonical(cpu, first)),
-            VirtAddr(canonical(cpu, last)),
-        )
-        .unwrap();
-    assert_eq!(
-        leaf_outcomes(&paging, leaves),
-        enumerate(&words, cpu, cr3, first, last),
-        "seed {seed} range {first:#x}..={last:#x}"
+    assert_range_agrees(
+        &paging,
+        &memory,
+        &words,
+        cpu,
+        cr3,
+        (first, last),
+        &format!("seed {seed}"),
     );
     let mut folded = Vec::new();
     let range = || {

@@ -8,7 +8,7 @@ mod model;
 use std::fmt::Write;
 
 use libfuzzer_sys::fuzz_target;
-use model::compare::{leaf_outcomes, paging_of, translation_outcome};
+use model::compare::{assert_range_agrees, leaf_outcomes, paging_of, translation_outcome};
 use model::{Cpu, canonical, enumerate, translate, width, words_of};
 use vmwalk::walker::windbg::PathLines;
 use vmwalk::walker::{ImageMemory, VirtAddr};
@@ -52,15 +52,5 @@ fuzz_target!(|data: &[u8]| {
     let span_mask = (1 << width(cpu)) - 1;
     let first = word(data, 42) & span_mask;
     let last = (first + word(data, 50) % (4 << 20)).min(span_mask);
-    let leaves = paging
-        .leaves_in(
-            &memory,
-            VirtAddr(canonical(cpu, first)),
-            VirtAddr(canonical(cpu, last)),
-        )
-        .unwrap();
-    assert_eq!(
-        leaf_outcomes(&paging, leaves),
-        enumerate(&words, cpu, cr3, first, last)
-    );
+    assert_range_agrees(&paging, &memory, &words, cpu, cr3, (first, last), "fuzz");
 });

@@ -60,6 +60,16 @@ impl Paging {
         first: VirtAddr,
         last: VirtAddr,
     ) -> Result<Leaves<'m, M>, RangeError> {
+        let (start, end) = self.linear_range(first, last)?;
+        Ok(Leaves::new(*self, memory, start, end))
+    }
+
+    /// `first..=last` as linear addresses, checked.
+    pub(super) fn linear_range(
+        &self,
+        first: VirtAddr,
+        last: VirtAddr,
+    ) -> Result<(u64, u64), RangeError> {
         for bound in [first, last] {
             if !self.mode().is_canonical(bound) {
                 return Err(RangeError::NonCanonical(bound));
@@ -69,7 +79,7 @@ impl Paging {
         if start > end {
             return Err(RangeError::Reversed(first, last));
         }
-        Ok(Leaves::new(*self, memory, start, end))
+        Ok((start, end))
     }
 }
 

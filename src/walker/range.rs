@@ -246,15 +246,7 @@ impl Paging {
         first: VirtAddr,
         last: VirtAddr,
     ) -> Result<PageTranslations<'m, M>, RangeError> {
-        for bound in [first, last] {
-            if !self.mode().is_canonical(bound) {
-                return Err(RangeError::NonCanonical(bound));
-            }
-        }
-        let (start, end) = (self.mode().linear(first), self.mode().linear(last));
-        if start > end {
-            return Err(RangeError::Reversed(first, last));
-        }
+        let (start, end) = self.linear_range(first, last)?;
         Ok(PageTranslations {
             walker: self.cached_walker(memory),
             run: None,

@@ -2,7 +2,8 @@
 
 use vmwalk::walker::{Fault, FaultKind, Level, Mapping, Paging, PagingMode, Translation};
 
-use super::{Cpu, Outcome};
+use super::{Cpu, Outcome, Words, canonical, enumerate};
+use vmwalk::walker::{PhysicalMemory, VirtAddr};
 
 pub fn paging_of(cpu: Cpu, cr3: u64) -> Paging {
     let mode = if cpu.levels == 5 {
@@ -70,4 +71,28 @@ pub fn leaf_outcomes<E>(
             Err(f) => (f.va.0, fault_outcome(paging, &f)),
         })
         .collect()
+}
+
+/// `leaves_in` over linear `first..=last` agrees with the model's enumeration.
+pub fn assert_range_agrees<M: PhysicalMemory>(
+    paging: &Paging,
+    memory: &M,
+    words: &Words,
+    cpu: Cpu,
+    cr3: u64,
+    (first, last): (u64, u64),
+    context: &str,
+) {
+    let leaves = paging
+        .leaves_in(
+            memory,
+            VirtAddr(canonical(cpu, first)),
+            VirtAddr(canonical(cpu, last)),
+        )
+        .unwrap();
+    assert_eq!(
+        leaf_outcomes(paging, leaves),
+        enumerate(words, cpu, cr3, first, last),
+        "{context} range {first:#x}..={last:#x}"
+    );
 }

@@ -8,8 +8,8 @@ mod model;
 use std::fmt::Write;
 
 use libfuzzer_sys::fuzz_target;
-use model::compare::{assert_range_agrees, leaf_outcomes, paging_of, translation_outcome};
-use model::{Cpu, canonical, enumerate, translate, width, words_of};
+use model::compare::{assert_range_agrees, paging_of, translation_outcome};
+use model::{Cpu, translate, width, words_of};
 use vmwalk::walker::windbg::PathLines;
 use vmwalk::walker::{ImageMemory, VirtAddr};
 

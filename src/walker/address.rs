@@ -123,17 +123,6 @@ impl Level {
         ((linear >> self.shift()) & 0x1ff) as usize
     }
 
-    /// Page size of a leaf at this level, if this level can hold one.
-    #[must_use]
-    pub const fn leaf_size(self) -> Option<PageSize> {
-        match self {
-            Self::Pdpt => Some(PageSize::Size1G),
-            Self::Pd => Some(PageSize::Size2M),
-            Self::Pt => Some(PageSize::Size4K),
-            Self::Pml5 | Self::Pml4 => None,
-        }
-    }
-
     /// The name `WinDbg`'s `!pte` gives to an entry of this level.
     #[must_use]
     pub const fn windbg_name(self) -> &'static str {

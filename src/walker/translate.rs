@@ -350,6 +350,7 @@ impl Paging {
     }
 
     /// Where an entry at `level` leads, or why the walk stops there.
+    /// [`Self::kind_of_present`] decides, as on the fast path; this only adds why.
     pub(super) fn step<E>(
         &self,
         level: Level,
@@ -358,47 +359,43 @@ impl Paging {
         if !entry.is_present() {
             return Err(FaultKind::NotPresent { level, entry });
         }
-        if let Some(reason) = self.reserved_bit(level, entry) {
-            return Err(FaultKind::ReservedBit {
-                level,
-                entry,
-                reason,
-            });
-        }
-        let leaf = if level == Level::Pt || entry.has(PageTableEntry::PAGE_SIZE) {
-            level.leaf_size()
-        } else {
-            None
+        let reserved = |reason| FaultKind::ReservedBit {
+            level,
+            entry,
+            reason,
         };
-        Ok(leaf.map_or_else(
-            || Step::Table(entry.address(12, self.max_phys_bits)),
-            Step::Leaf,
-        ))
+        if let Some(reason) = self.reserved_in_any_entry(entry) {
+            return Err(reserved(reason));
+        }
+        match self.kind_of_present(level, entry.0) {
+            PresentKind::Table => Ok(Step::Table(entry.address(12, self.max_phys_bits))),
+            PresentKind::Leaf(size) => Ok(Step::Leaf(size)),
+            PresentKind::Faulting => Err(reserved(self.page_size_rule(level))),
+        }
     }
 
-    /// The reserved-bit rule a present entry breaks, if any.
-    const fn reserved_bit(&self, level: Level, entry: PageTableEntry) -> Option<ReservedBit> {
-        let large = entry.has(PageTableEntry::PAGE_SIZE);
+    /// Which of [`Self::reserved_in_every_entry`]'s bits `entry` sets, if any.
+    const fn reserved_in_any_entry(&self, entry: PageTableEntry) -> Option<ReservedBit> {
         if entry.0 & address_mask(self.max_phys_bits, 52) != 0 {
             Some(ReservedBit::AboveMaxPhysAddr {
                 max_phys_bits: self.max_phys_bits,
             })
         } else if !self.nx_enabled && entry.has(PageTableEntry::NO_EXECUTE) {
             Some(ReservedBit::NoExecuteWithoutNxe)
-        } else if !large {
-            None
         } else {
-            match level {
-                Level::Pml5 | Level::Pml4 => Some(ReservedBit::PageSizeAtTopLevel),
-                Level::Pdpt if !self.gigabyte_pages => Some(ReservedBit::NoGigabytePages),
-                Level::Pdpt if entry.0 & address_mask(13, 30) != 0 => {
-                    Some(ReservedBit::LargePageAlignment { high: 29 })
-                }
-                Level::Pd if entry.0 & address_mask(13, 21) != 0 => {
-                    Some(ReservedBit::LargePageAlignment { high: 20 })
-                }
-                Level::Pdpt | Level::Pd | Level::Pt => None,
-            }
+            None
+        }
+    }
+
+    /// The rule a PS entry at `level` breaks when [`Self::kind_of_present`]
+    /// calls it faulting.
+    const fn page_size_rule(&self, level: Level) -> ReservedBit {
+        match level {
+            Level::Pml5 | Level::Pml4 => ReservedBit::PageSizeAtTopLevel,
+            Level::Pdpt if !self.gigabyte_pages => ReservedBit::NoGigabytePages,
+            Level::Pdpt => ReservedBit::LargePageAlignment { high: 29 },
+            // A PT entry never faults on PS (bit 7 is PAT there).
+            Level::Pd | Level::Pt => ReservedBit::LargePageAlignment { high: 20 },
         }
     }
 

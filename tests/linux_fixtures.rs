@@ -7,143 +7,15 @@
 //! 4-level paging (`qemu64`, KASLR, no 1 GiB pages), the other 5-level
 //! (`-cpu max`, `pti=on`, a 1 GiB page in the direct map).
 //!
-//! Fixture format (gzip): header lines `key value` (`cr3`, `cr4`, `efer` in
-//! hex, `maxphyaddr`, `gbpages`, then `pages N`); N records of a u64 LE
-//! physical address and the page's 512 entries, each stored as the wrapping
-//! difference from the entry before it (the first from 0); then `gva2gpa N`
-//! and N lines `0x<va> 0x<pa>` or `0x<va> -`; then `tlb N` and N lines
-//! `<va delta> <pa delta> <flags>` (signed hex, from the previous line, the
-//! first from 0), from which QEMU's `info tlb` text is rebuilt exactly.
+//! The format is described in `tests/fixtures/mod.rs`.
 
-use std::collections::HashMap;
+mod fixtures;
+
 use std::fmt::Write as _;
-use std::io::Read as _;
 
-use flate2::read::GzDecoder;
+use fixtures::{Fixture, load};
 use vmwalk::walker::info_tlb::InfoTlbLine;
-use vmwalk::walker::{FaultKind, Paging, PhysAddr, PhysicalMemory, VirtAddr};
-
-/// The saved page-table pages; any other read fails, so a walk that strays
-/// outside the tables the guest had shows up as a failed read.
-struct Tables(HashMap<u64, Vec<u64>>);
-
-#[derive(Debug, PartialEq, Eq)]
-struct NotInFixture(PhysAddr);
-
-impl std::fmt::Display for NotInFixture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "physical {} is not a saved page-table page", self.0)
-    }
-}
-
-impl PhysicalMemory for Tables {
-    type Error = NotInFixture;
-
-    fn read_u64(&self, addr: PhysAddr) -> Result<u64, NotInFixture> {
-        let (page, index) = (addr.0 & !0xfff, (addr.0 & 0xfff) / 8);
-        self.0
-            .get(&page)
-            .and_then(|entries| entries.get(usize::try_from(index).ok()?))
-            .copied()
-            .ok_or(NotInFixture(addr))
-    }
-}
-
-struct Fixture {
-    paging: Paging,
-    tables: Tables,
-    /// `(va, Some(pa))` or `(va, None)` for `Unmapped`.
-    gva2gpa: Vec<(u64, Option<u64>)>,
-    info_tlb: String,
-}
-
-fn hex(s: &str) -> u64 {
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex number")
-}
-
-/// Signed hex (`-1f`), as Python formats a negative number.
-fn signed_hex(s: &str) -> u64 {
-    s.strip_prefix('-')
-        .map_or_else(|| hex(s), |digits| hex(digits).wrapping_neg())
-}
-
-/// Splits off the first line of `data`, returning it as text.
-fn line<'a>(data: &mut &'a [u8]) -> &'a str {
-    let end = data.iter().position(|&b| b == b'\n').expect("a line");
-    let text = std::str::from_utf8(&data[..end]).expect("UTF-8 line");
-    *data = &data[end + 1..];
-    text
-}
-
-/// `key value` from the next line.
-fn field<'a>(data: &mut &'a [u8], key: &str) -> &'a str {
-    let text = line(data);
-    let (k, value) = text.split_once(' ').expect("key value");
-    assert_eq!(k, key, "fixture line {text:?}");
-    value
-}
-
-fn load(name: &str) -> Fixture {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut bytes = Vec::new();
-    GzDecoder::new(file).read_to_end(&mut bytes).expect("gzip");
-    let data = &mut bytes.as_slice();
-
-    assert_eq!(line(data), "vmwalk-linux-fixture 1");
-    let cr3 = hex(field(data, "cr3"));
-    let cr4 = hex(field(data, "cr4"));
-    let efer = hex(field(data, "efer"));
-    let maxphy = field(data, "maxphyaddr").parse().expect("maxphyaddr");
-    let gb_pages = field(data, "gbpages") == "1";
-    let paging = Paging::from_registers(cr3, cr4, efer)
-        .with_max_phys_bits(maxphy)
-        .expect("MAXPHYADDR")
-        .with_gigabyte_pages(gb_pages);
-
-    let pages: usize = field(data, "pages").parse().expect("page count");
-    let mut tables = HashMap::new();
-    for record in data[..pages * 4104].chunks_exact(4104) {
-        let mut words = record
-            .chunks_exact(8)
-            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
-        let addr = words.next().expect("page address");
-        let entries = words
-            .scan(0u64, |prev, delta| {
-                *prev = prev.wrapping_add(delta);
-                Some(*prev)
-            })
-            .collect();
-        tables.insert(addr, entries);
-    }
-    *data = &data[pages * 4104..];
-
-    let count = field(data, "gva2gpa").parse().expect("count");
-    let gva2gpa = (0..count)
-        .map(|_| {
-            let (va, pa) = line(data).split_once(' ').expect("va pa");
-            (hex(va), (pa != "-").then(|| hex(pa)))
-        })
-        .collect();
-
-    let count: usize = field(data, "tlb").parse().expect("count");
-    let (mut va, mut pa) = (0u64, 0u64);
-    let mut info_tlb = String::new();
-    for _ in 0..count {
-        let mut parts = line(data).split(' ');
-        let mut next = || parts.next().expect("va pa flags");
-        va = va.wrapping_add(signed_hex(next()));
-        pa = pa.wrapping_add(signed_hex(next()));
-        writeln!(info_tlb, "{va:016x}: {pa:016x} {}", next()).expect("write");
-    }
-    assert!(data.is_empty(), "trailing fixture data");
-    Fixture {
-        paging,
-        tables: Tables(tables),
-        gva2gpa,
-        info_tlb,
-    }
-}
+use vmwalk::walker::{FaultKind, VirtAddr};
 
 /// Every address QEMU's `gva2gpa` answered: the same physical address, or
 /// unmapped for the same reason the CPU would give (never a failed read,

@@ -5,7 +5,6 @@
 #![allow(dead_code, clippy::missing_const_for_fn)]
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
-use std::io::Read as _;
 use std::ptr::NonNull;
 
 use vmwalk::walker::{ImageMemory, Paging, PagingMode, VirtAddr};
@@ -113,21 +112,12 @@ impl Drop for AlignedImage {
     }
 }
 
-/// xorshift64*: every image and address list is a function of its seed.
-pub struct Rng(pub u64);
+#[path = "../../tests/model/rng.rs"]
+mod rng;
+pub use rng::Rng;
 
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[path = "../../tests/fixtures/mod.rs"]
+mod fixtures;
 
 /// A paged image and what it maps.
 pub struct Machine {
@@ -327,59 +317,19 @@ pub fn mixed() -> Machine {
     }
 }
 
-/// A committed Linux-guest fixture (format: `tests/linux_fixtures.rs`) as a
+/// A committed Linux-guest fixture (format: `tests/fixtures/mod.rs`) as a
 /// raw image of the guest's RAM holding only its page-table pages.
 pub fn linux(name: &'static str) -> Machine {
-    let path = format!(
-        "{}/tests/fixtures/linux-{name}.fixture.gz",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_end(&mut bytes)
-        .expect("gzip");
-    let mut text = bytes.as_slice();
-    let mut field = |key: &str| {
-        let end = text.iter().position(|&b| b == b'\n').expect("a line");
-        let line = std::str::from_utf8(&text[..end]).expect("UTF-8").to_owned();
-        text = &text[end + 1..];
-        let value = line.strip_prefix(key).expect("fixture header");
-        value.trim().to_owned()
-    };
-    field("vmwalk-linux-fixture 1");
-    let hex = |s: String| u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex");
-    let (cr3, cr4, efer) = (hex(field("cr3")), hex(field("cr4")), hex(field("efer")));
-    let maxphy: u32 = field("maxphyaddr").parse().expect("maxphyaddr");
-    let gb_pages = field("gbpages") == "1";
-    let pages: usize = field("pages").parse().expect("pages");
-    let records: Vec<(u64, Vec<u64>)> = text[..pages * 4104]
-        .chunks_exact(4104)
-        .map(|record| {
-            let mut words = record
-                .chunks_exact(8)
-                .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
-            let addr = words.next().expect("page address");
-            let entries = words
-                .scan(0u64, |prev, delta| {
-                    *prev = prev.wrapping_add(delta);
-                    Some(*prev)
-                })
-                .collect();
-            (addr, entries)
-        })
-        .collect();
+    let fixture = fixtures::load(&format!("linux-{name}.fixture.gz"));
+    let records = &fixture.tables.0;
+    let paging = fixture.paging;
     let end = records.iter().map(|r| r.0 + 4096).max().expect("pages");
     let mut image = AlignedImage::zeroed(usize::try_from(end).expect("size"));
-    for (addr, entries) in &records {
+    for (addr, entries) in records {
         for (i, &entry) in entries.iter().enumerate() {
             image.write_u64(addr + 8 * i as u64, entry);
         }
     }
-    let paging = Paging::from_registers(cr3, cr4, efer)
-        .with_max_phys_bits(maxphy)
-        .expect("MAXPHYADDR")
-        .with_gigabyte_pages(gb_pages);
     let leaves = paging
         .leaves(&image.memory())
         .map(|leaf| leaf.expect("a usable leaf"))

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod rng;
 pub mod world;
 
 use std::collections::BTreeMap;

@@ -150,6 +150,11 @@ class World:
         return None
 
 
+def pages_spanned(va, length):
+    """How many pages `va..va+length` touches: the length of an MDL's PFN array."""
+    return (va % PAGE + length + PAGE - 1) // PAGE
+
+
 def map_host_pages(emu, world, va, pages, pfn):
     """Map `pages` at guest `va`, read/write and not executable, in unicorn
     and in the paging world (at frames from `pfn`)."""
@@ -242,7 +247,7 @@ def install(se, world, missing=()):
             return 0
         if world.fault == "IoAllocateMdl":
             return 0
-        pages = ((va % PAGE) + length + PAGE - 1) // PAGE
+        pages = pages_spanned(va, length)
         mdl = emu.mem_map(PAGE, base=world.next_mdl_va, tag="vmwalk.mdl")
         world.paging.map(mdl, world.paging.alloc_frame() * PAGE, PAGE, paging.NX | paging.RW)
         world.next_mdl_va += 0x10 * PAGE
@@ -266,7 +271,7 @@ def install(se, world, missing=()):
         update_mdl_flags(emu, mdl, set_bits=MDL_SOURCE_IS_NONPAGED_POOL)
         emu.mem_write(mdl + 0x18, struct.pack("<Q", record.va))  # MappedSystemVa
         first = world.pools[base].pfn + (record.va - base) // PAGE
-        pages = ((record.va % PAGE) + record.length + PAGE - 1) // PAGE
+        pages = pages_spanned(record.va, record.length)
         emu.mem_write(mdl + MDL_HEADER, struct.pack("<%dQ" % pages, *range(first, first + pages)))
         record.built = True
         return 0

@@ -143,7 +143,7 @@ fn explain_and_json_say_why() {
         "{explained}"
     );
     assert!(
-        explained.contains("not valid: transition: pfn 500000"),
+        explained.contains("not valid: Transition: 500000, Protect: 0"),
         "{explained}"
     );
     assert!(

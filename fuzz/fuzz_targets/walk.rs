@@ -10,6 +10,7 @@ use std::fmt::Write;
 use libfuzzer_sys::fuzz_target;
 use model::compare::{assert_range_agrees, paging_of, translation_outcome};
 use model::{Cpu, translate, width, words_of};
+use vmwalk::walker::software_pte::InvalidPteMask;
 use vmwalk::walker::windbg::PathLines;
 use vmwalk::walker::{ImageMemory, VirtAddr};
 
@@ -34,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let words = words_of(image);
     let memory = ImageMemory::new(image);
     let paging = paging_of(cpu, cr3);
+    let mask = InvalidPteMask::for_max_phys_bits(cpu.maxphy);
     let mut text = String::new();
     for i in 0..4 {
         let va = word(data, 10 + 8 * i);
@@ -44,8 +46,8 @@ fuzz_target!(|data: &[u8]| {
             "va {va:#x}"
         );
         match &result {
-            Ok(t) => write!(text, "{}", PathLines(&t.path)).unwrap(),
-            Err(f) => write!(text, "{f}{}", PathLines(&f.path)).unwrap(),
+            Ok(t) => write!(text, "{}", PathLines(&t.path, mask)).unwrap(),
+            Err(f) => write!(text, "{f}{}", PathLines(&f.path, mask)).unwrap(),
         }
     }
     // A range of at most 4 MiB keeps the work bounded even with cyclic tables.

@@ -7,6 +7,7 @@ use core::fmt::{self, Write as _};
 use super::memory::address;
 use super::{KernelApi, KernelMemory, Line, Mapping};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, PVOID, ULONG};
+use crate::walker::software_pte::InvalidPteMask;
 use crate::walker::windbg::EntryLine;
 use crate::walker::{Paging, PagingMode, PhysAddr, SelfMap, VirtAddr};
 
@@ -42,6 +43,7 @@ struct Walker<'k, K: KernelApi> {
     memory: KernelMemory<'k, K>,
     self_map: Option<SelfMap>,
     split: Split,
+    invalid_pte_mask: InvalidPteMask,
 }
 
 /// Walks and logs the driver's own addresses, as `!pte` shows them.
@@ -113,6 +115,16 @@ impl<'k, K: KernelApi> Walker<'k, K> {
                 split.highest_user, split.system_start
             ),
         );
+        // nt!MiState is not exported: use what Windows computes from MAXPHYADDR.
+        let invalid_pte_mask = InvalidPteMask::for_max_phys_bits(paging.max_phys_bits());
+        log(
+            kernel,
+            DPFLTR_INFO_LEVEL,
+            format_args!(
+                "vmwalk: invalid-PTE mask {:#x} (1 << (MAXPHYADDR - 1), as Windows computes it), removed from non-present entries whose bit 4 is clear\n",
+                invalid_pte_mask.0
+            ),
+        );
         let memory = KernelMemory::new(kernel);
         let self_map = find_self_map(kernel, &paging, &memory);
         Self {
@@ -121,6 +133,7 @@ impl<'k, K: KernelApi> Walker<'k, K> {
             memory,
             self_map,
             split,
+            invalid_pte_mask,
         }
     }
 
@@ -145,6 +158,7 @@ impl<'k, K: KernelApi> Walker<'k, K> {
             let line = EntryLine {
                 visited,
                 virtual_address,
+                invalid_pte_mask: self.invalid_pte_mask,
             };
             log(
                 kernel,

@@ -5,7 +5,7 @@ use core::fmt;
 use super::address::{Level, VirtAddr};
 use super::entry::PageTableEntry;
 use super::path::{Path, Visited};
-use super::software_pte::SoftwarePte;
+use super::software_pte::{InvalidPteMask, SoftwarePte};
 
 /// Windows keeps copy-on-write in bit 9, one of the bits the CPU ignores.
 const COPY_ON_WRITE: u64 = 1 << 9;
@@ -55,6 +55,8 @@ pub struct EntryLine<'a> {
     pub visited: &'a Visited,
     /// Where the entry is visible in virtual memory, if known.
     pub virtual_address: Option<VirtAddr>,
+    /// What Windows set in non-present entries against L1TF.
+    pub invalid_pte_mask: InvalidPteMask,
 }
 
 impl fmt::Display for EntryLine<'_> {
@@ -71,16 +73,18 @@ impl fmt::Display for EntryLine<'_> {
             None => write!(f, "{} at phys {:#x}", level.windbg_name(), addr.0)?,
         }
         write!(f, " contains {:#018x} ", entry.0)?;
-        match SoftwarePte::decode(entry) {
+        match SoftwarePte::decode(entry, self.invalid_pte_mask) {
             None => write!(f, "pfn {:x} {}", entry.pfn(), Flags { entry, level }),
-            Some(software) => write!(f, "not valid: {software}"),
+            Some(SoftwarePte::Zero) => f.write_str("not valid"),
+            Some(software) => write!(f, "not valid: {}", software.windbg_lines(", ")),
         }
     }
 }
 
-/// Every entry of a walk, one [`EntryLine`] per line.
+/// Every entry of a walk, one [`EntryLine`] per line; non-present entries
+/// are decoded with the mask.
 #[derive(Clone, Copy, Debug)]
-pub struct PathLines<'a>(pub &'a Path);
+pub struct PathLines<'a>(pub &'a Path, pub InvalidPteMask);
 
 impl fmt::Display for PathLines<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,6 +92,7 @@ impl fmt::Display for PathLines<'_> {
             let line = EntryLine {
                 visited,
                 virtual_address: None,
+                invalid_pte_mask: self.1,
             };
             writeln!(f, "{line}")
         })

@@ -12,6 +12,7 @@ use anyhow::{Result, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command as ClapCommand, value_parser};
 use image::Image;
 use vmwalk::walker::info_tlb::InfoTlbLine;
+use vmwalk::walker::software_pte::InvalidPteMask;
 use vmwalk::walker::windbg::PathLines;
 use vmwalk::walker::{Fault, FaultKind, OutsideImage, Paging, PagingMode, Translation, VirtAddr};
 
@@ -174,7 +175,12 @@ fn run(command: &Command) -> Result<()> {
                 let text = if *json {
                     json_line(va, &result)
                 } else {
-                    text_lines(va, &result, *explain)
+                    text_lines(
+                        va,
+                        &result,
+                        *explain,
+                        InvalidPteMask::for_max_phys_bits(paging.max_phys_bits()),
+                    )
                 };
                 out.write_all(text.as_bytes())?;
             }
@@ -208,7 +214,7 @@ fn run(command: &Command) -> Result<()> {
 
 type Walk = Result<Translation, Fault<OutsideImage>>;
 
-fn text_lines(va: u64, result: &Walk, explain: bool) -> String {
+fn text_lines(va: u64, result: &Walk, explain: bool, mask: InvalidPteMask) -> String {
     let mut text = result.as_ref().map_or_else(
         |_| format!("{va:#x} -\n"),
         |t| format!("{va:#x} {:#x}\n", t.pa.0),
@@ -218,7 +224,7 @@ fn text_lines(va: u64, result: &Walk, explain: bool) -> String {
             Ok(t) => (t.path, t.mapping.to_string()),
             Err(fault) => (fault.path, fault.kind.to_string()),
         };
-        for line in PathLines(&path).to_string().lines() {
+        for line in PathLines(&path, mask).to_string().lines() {
             let _ = writeln!(text, "    {line}");
         }
         let _ = writeln!(text, "    => {summary}");

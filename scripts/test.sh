@@ -49,6 +49,7 @@ step "emulator: harness self-test" scripts/emulate.sh --self-test
 step "emulator: DriverEntry and DriverUnload" scripts/emulate.sh
 step "emulator: fault injection" scripts/emulate.sh --fault-injection
 step "emulator: 5-level world, corrupt entries (not present, reserved bit)" scripts/emulate.sh --corruption-tests
+step "emulate.sh: command line (--help, bad options, --check-image anywhere)" scripts/emulate-cli-test.sh
 step "fuzz: a fuzz target that does not build fails the step" scripts/fuzz-selftest.sh
 step "fuzz: walker vs model (60 s)" scripts/fuzz.sh 60
 step "real MMU: test kernel and Linux guests under QEMU" scripts/mmu-check.sh

@@ -569,8 +569,14 @@ def corruption_tests(path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="emulate.sh", description=__doc__.splitlines()[0])
+
+    def one_line_error(message):
+        sys.exit("emulate.sh: %s" % message)  # exit 1, one line, before any build
+
+    parser.error = one_line_error
     parser.add_argument("sys", help="path of vmwalk.sys")
+    parser.add_argument("--parse-only", action="store_true", help=argparse.SUPPRESS)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--fail", choices=sorted(FAULTS), help="make this kernel call fail")
     mode.add_argument("--fault-injection", action="store_true", help="make each kernel call fail in turn")
@@ -580,6 +586,8 @@ def main():
     parser.add_argument("--la57", action="store_true", help="5-level paging")
     parser.add_argument("--seed", type=int, help="seed of the world's random choices")
     args = parser.parse_args()
+    if args.parse_only:
+        return 0
 
     if args.self_test:
         passed, failed = self_test(args.sys)

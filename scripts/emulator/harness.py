@@ -532,6 +532,13 @@ def self_test(path):
 
     def move_self_map(world):
         world.paging.self_index ^= 1
+
+    def flip_pool_tag(world):  # the free's tag no longer matches: World.rule must say so
+        world.pools[next(iter(world.pools))].tag ^= 1
+
+    def flip_pool_pte_bit(world):  # same translation, one entry differs: the per-entry check
+        level, slot, entry = world.paging.walk(next(iter(world.pools)))[-1]
+        world.paging.memory.write_u64(slot, entry ^ paging.RW)
     cases = [
         ("a leaked MDL", dict(forget=revive_mdls), "leak: 0 pool allocation(s), 1 MDL(s)"),
         ("an unhandled API", dict(missing={"MmUnmapLockedPages"}),
@@ -540,6 +547,8 @@ def self_test(path):
          "unhandled import ntoskrnl.MmSystemRangeStart"),
         ("a wrong physical address", dict(tamper=move_pool), "-> physical 0x"),
         ("a wrong self-map index", dict(tamper=move_self_map), "the world's self-map is entry"),
+        ("a wrong pool tag at the free", dict(tamper=flip_pool_tag), "rule broken: ExFreePoolWithTag("),
+        ("one bit of the pool's PTE", dict(tamper=flip_pool_pte_bit), "the world's entry is at phys"),
     ]
     passed = 0
     for name, breakage, expected in cases:

@@ -277,3 +277,81 @@ fn a_truncated_image_fails_after_printing_what_it_could() {
             .contains("1 address(es) need page tables that are not in the image")
     );
 }
+
+#[test]
+fn hex_accepts_underscores_and_windbg_backticks() {
+    let raw = write_temp("separators", &tiny_image());
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "0x1000",
+        "0x40_1008",
+        "0`00600123",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout(&output),
+        "0x401008 0x5008\n0x600123 0x600123\n",
+        "addresses as typed: 0x40_1008 and 0`00600123"
+    );
+}
+
+#[test]
+fn translate_without_addresses_names_what_is_missing() {
+    let raw = write_temp("noaddr", &tiny_image());
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "0x1000",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).lines().next(),
+        Some("ptwalk: the following required arguments were not provided: <ADDR>...")
+    );
+}
+
+#[test]
+fn a_directory_as_image_says_so() {
+    let dir = std::env::temp_dir();
+    let output = ptwalk(&["dump", "--image", dir.to_str().unwrap(), "--cr3", "0x1000"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).lines().next(),
+        Some(
+            format!(
+                "ptwalk: {} is a directory, not a memory image",
+                dir.display()
+            )
+            .as_str()
+        )
+    );
+}
+
+#[test]
+fn dump_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let raw = write_temp("pipe", &tiny_image());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ptwalk"))
+        .args(["dump", "--image", raw.to_str().unwrap(), "--cr3", "0x1000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader leaves before the first line, as `head -0` would
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}

@@ -65,7 +65,9 @@ fn cli() -> ClapCommand {
             .long("cr3")
             .required(true)
             .value_parser(parse_hex)
-            .help("CR3, in hex"),
+            .help(
+                "CR3, in hex: 0x optional (1000 is 0x1000), `_` and WinDbg's ` separators allowed",
+            ),
         Arg::new("la57")
             .long("la57")
             .action(ArgAction::SetTrue)
@@ -88,7 +90,7 @@ fn cli() -> ClapCommand {
             ClapCommand::new("translate")
                 .about("Translate virtual addresses: `0x<va> 0x<pa>`, or `0x<va> -`")
                 .args(paging_args.clone())
-                .arg(Arg::new("addresses").value_name("ADDR").required(true).num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex"))
+                .arg(Arg::new("addresses").value_name("ADDR").required(true).num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3 (4096 is 0x4096)"))
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print one JSON object per address"))
                 .arg(Arg::new("explain").long("explain").action(ArgAction::SetTrue).help("Add every entry visited, as WinDbg's !pte, and why an address does not translate")),
         )
@@ -120,7 +122,8 @@ fn parse_hex(text: &str) -> Result<u64, String> {
         .strip_prefix("0x")
         .or_else(|| text.strip_prefix("0X"))
         .unwrap_or(text);
-    let digits = digits.replace('`', ""); // WinDbg writes fffff800`12345678
+    // WinDbg writes fffff800`12345678; Rust-style 0xffff_8880_0000_0000 reads as well.
+    let digits = digits.replace(['`', '_'], "");
     u64::from_str_radix(&digits, 16).map_err(|_| format!("'{text}' is not a 64-bit hex number"))
 }
 
@@ -133,8 +136,14 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            eprintln!("ptwalk: {}", first.trim_start_matches("error: "));
+            let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
+            let first = lines.next().unwrap_or("bad arguments");
+            let first = first.trim_start_matches("error: ");
+            // clap puts what is missing on the next line: keep it on ours.
+            match lines.next().filter(|_| first.ends_with(':')) {
+                Some(missing) => eprintln!("ptwalk: {first} {missing}"),
+                None => eprintln!("ptwalk: {first}"),
+            }
             return ExitCode::from(2);
         }
     };
@@ -144,6 +153,16 @@ fn main() -> ExitCode {
     };
     match run(&command) {
         Ok(()) => ExitCode::SUCCESS,
+        // `ptwalk dump | head -1`: the reader left; that is not an error.
+        Err(e)
+            if e.chain().any(|cause| {
+                cause
+                    .downcast_ref::<io::Error>()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("ptwalk: {e:#}");
             ExitCode::FAILURE

@@ -355,3 +355,23 @@ fn dump_into_a_closed_pipe_ends_quietly() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }
+
+#[test]
+fn json_with_explain_is_refused_not_dropped() {
+    let raw = write_temp("jsonexplain", &tiny_image());
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "0x1000",
+        "--json",
+        "--explain",
+        "0x401008",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).lines().next(),
+        Some("ptwalk: the argument '--json' cannot be used with '--explain'")
+    );
+}

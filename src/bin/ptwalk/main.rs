@@ -91,7 +91,7 @@ fn cli() -> ClapCommand {
                 .about("Translate virtual addresses: `0x<va> 0x<pa>`, or `0x<va> -`")
                 .args(paging_args.clone())
                 .arg(Arg::new("addresses").value_name("ADDR").required(true).num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3 (4096 is 0x4096)"))
-                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print one JSON object per address"))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with("explain").help("Print one JSON object per address (not with --explain)"))
                 .arg(Arg::new("explain").long("explain").action(ArgAction::SetTrue).help("Add every entry visited, as WinDbg's !pte, and why an address does not translate")),
         )
         .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does").args(paging_args))

@@ -375,3 +375,36 @@ fn json_with_explain_is_refused_not_dropped() {
         Some("ptwalk: the argument '--json' cannot be used with '--explain'")
     );
 }
+
+#[test]
+fn a_wrong_cr3_gets_a_hint_on_stderr() {
+    let raw = write_temp("wrongcr3", &tiny_image());
+    let image = raw.to_str().unwrap();
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        image,
+        "--cr3",
+        "0x5000",
+        "0x401008",
+        "0x600123",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), "0x401008 -\n0x600123 -\n");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).lines().next(),
+        Some(
+            "ptwalk: hint: none of the 2 addresses translates: is --cr3 right, and --la57 set if the CPU used 5-level paging?"
+        )
+    );
+    let right = ptwalk(&[
+        "translate",
+        "--image",
+        image,
+        "--cr3",
+        "0x1000",
+        "0x401008",
+        "0x800000",
+    ]);
+    assert!(right.stderr.is_empty(), "{right:?}");
+}

@@ -180,9 +180,10 @@ fn run(command: &Command) -> Result<()> {
             explain,
         } => {
             let (paging, image) = paging.open()?;
-            let mut unreadable = 0;
+            let (mut unreadable, mut translated) = (0, 0);
             for &va in addresses {
                 let result = paging.translate(&image, VirtAddr(va));
+                translated += usize::from(result.is_ok());
                 if let Err(Fault {
                     kind: FaultKind::ReadFailed { .. },
                     ..
@@ -200,6 +201,13 @@ fn run(command: &Command) -> Result<()> {
             out.flush()?;
             if unreadable > 0 {
                 bail!("{unreadable} address(es) need page tables that are not in the image");
+            }
+            if translated == 0 && addresses.len() > 1 {
+                // Stdout keeps its format; the hint is for the person at the terminal.
+                eprintln!(
+                    "ptwalk: hint: none of the {} addresses translates: is --cr3 right, and --la57 set if the CPU used 5-level paging?",
+                    addresses.len()
+                );
             }
         }
         Command::Dump { paging } => {

@@ -408,3 +408,22 @@ fn a_wrong_cr3_gets_a_hint_on_stderr() {
     ]);
     assert!(right.stderr.is_empty(), "{right:?}");
 }
+
+#[test]
+fn dump_counts_missing_tables_once() {
+    let mut image = tiny_image();
+    for i in 5..13_usize {
+        // eight PD entries whose page tables lie beyond the 32 KiB image
+        let entry = (0x10_0000 + i as u64 * 0x1000) | 0x3;
+        image[0x3000 + i * 8..0x3000 + i * 8 + 8].copy_from_slice(&entry.to_le_bytes());
+    }
+    let raw = write_temp("missing", &image);
+    let output = ptwalk(&["dump", "--image", raw.to_str().unwrap(), "--cr3", "0x1000"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.lines().count() <= 2, "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("ptwalk: 8 page table(s) are not in the image (4096 entries in them unread)")
+    );
+}

@@ -212,26 +212,47 @@ fn run(command: &Command) -> Result<()> {
         }
         Command::Dump { paging } => {
             let (paging, image) = paging.open()?;
-            let mut unreadable = 0;
+            let (mut unreadable, mut skipped) = (0, 0);
+            let mut missing_tables = std::collections::BTreeSet::new();
             for leaf in paging.leaves(&image) {
                 match leaf {
                     Ok(mapping) => writeln!(out, "{}", InfoTlbLine(&mapping))?,
+                    // Missing tables are counted, not listed: one line each buried real faults.
+                    Err(Fault {
+                        kind: FaultKind::ReadFailed { addr, .. },
+                        ..
+                    }) => {
+                        unreadable += 1;
+                        missing_tables.insert(addr.0 & !0xfff);
+                    }
                     Err(fault) => {
-                        if matches!(fault.kind, FaultKind::ReadFailed { .. }) {
-                            unreadable += 1;
+                        skipped += 1;
+                        if skipped <= SKIPPED_SHOWN {
+                            eprintln!("ptwalk: skipped: {fault}");
                         }
-                        eprintln!("ptwalk: skipped: {fault}");
                     }
                 }
             }
             out.flush()?;
+            if skipped > SKIPPED_SHOWN {
+                eprintln!(
+                    "ptwalk: skipped {} more entries like these",
+                    skipped - SKIPPED_SHOWN
+                );
+            }
             if unreadable > 0 {
-                bail!("{unreadable} table(s) are not in the image");
+                bail!(
+                    "{} page table(s) are not in the image ({unreadable} entries in them unread)",
+                    missing_tables.len()
+                );
             }
         }
     }
     Ok(())
 }
+
+/// `dump` lists this many skipped entries, then counts the rest.
+const SKIPPED_SHOWN: usize = 10;
 
 type Walk = Result<Translation, Fault<OutsideImage>>;
 

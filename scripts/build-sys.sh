@@ -22,6 +22,8 @@ unset RUSTFLAGS CARGO_BUILD_RUSTFLAGS
 cd "$root"
 build_std=(-Zbuild-std=core,compiler_builtins -Zbuild-std-features=compiler-builtins-mem)
 if [ "${1:-}" = "--clippy" ]; then
+    # Its own target dir: clippy's and the build's artifacts would invalidate each other.
+    export CARGO_TARGET_DIR="$root/target/standalone-clippy"
     exec /usr/bin/cargo clippy --release --lib --no-default-features --target "$target" "${build_std[@]}" -- -D warnings
 fi
 /usr/bin/cargo build --release --lib --no-default-features --target "$target" \

@@ -11,7 +11,23 @@
 #   scripts/emulate.sh --corrupt KIND     break the pool's walk (not-present | reserved)
 #   scripts/emulate.sh --corruption-tests each corruption in 4- and 5-level worlds, and a clean 5-level world
 #   scripts/emulate.sh --check-image      check the .sys image rules, and that broken copies fail
+#                                         (anywhere; other options then run the driver as well)
+#   scripts/emulate.sh --help             this text
 set -euo pipefail
+
+# Options first, before any install or build: --help and bad options cost nothing.
+check_image=false
+harness_args=()
+for arg in "$@"; do
+    case $arg in
+    -h | --help)
+        sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    --check-image) check_image=true ;;
+    *) harness_args+=("$arg") ;;
+    esac
+done
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"
 requirements="$root/scripts/emulator/requirements.txt"
@@ -25,8 +41,12 @@ if ! "$venv/bin/python" -c 'import speakeasy, pefile' 2>/dev/null; then
     "$venv/bin/pip" install --quiet -r "$requirements" >&2
 fi
 
+harness=("$venv/bin/python" "$root/scripts/emulator/harness.py")
+"${harness[@]}" --parse-only - "${harness_args[@]}" || exit
+
 sys=$("$root/scripts/build-sys.sh" | tail -n 1)
-if [ "${1:-}" = "--check-image" ]; then
-    exec "$venv/bin/python" "$root/scripts/emulator/check_image.py" --self-test "$sys"
+if $check_image; then
+    "$venv/bin/python" "$root/scripts/emulator/check_image.py" --self-test "$sys"
+    ((${#harness_args[@]} > 0)) || exit 0
 fi
-exec "$venv/bin/python" "$root/scripts/emulator/harness.py" "$sys" "$@"
+exec "${harness[@]}" "$sys" "${harness_args[@]}"

@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
+# libfuzzer-sys compiles libFuzzer with a C++ compiler; host linking needs cc.
+if ! command -v c++ >/dev/null || ! command -v cc >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends g++ >/dev/null
+fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 toolchain=()
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
@@ -14,7 +18,16 @@ else
 fi
 mkdir -p fuzz/corpus/walk
 python3 fuzz/seeds.py fuzz/corpus/walk
-cargo "${toolchain[@]}" fuzz run walk fuzz/corpus/walk -- \
-    -max_total_time="$seconds" -max_len=65536 -print_final_stats=1 2>&1 |
-    grep -E 'Done|stat::number_of_executed_units|stat::peak_rss|ERROR|panicked|SUMMARY|assert|left|right' || true
-test "${PIPESTATUS[0]}" -eq 0
+# Keep the full log: rustc errors and libFuzzer crashes must be visible, and the
+# step's status must be cargo-fuzz's own (a `| grep ... || true` would hide it).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo "${toolchain[@]}" fuzz run "${VMWALK_FUZZ_TARGET:-walk}" fuzz/corpus/walk -- \
+    -max_total_time="$seconds" -max_len=65536 -print_final_stats=1 >"$log" 2>&1 || status=$?
+if ((status != 0)); then
+    tail -n 60 "$log"
+    echo "fuzz.sh: cargo fuzz failed (exit $status)"
+    exit "$status"
+fi
+grep -E 'Done|stat::number_of_executed_units|stat::peak_rss' "$log" || true

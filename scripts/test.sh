@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every vmwalk test that can run on Linux, installing what it needs
-# (apt packages, a Python venv, cargo tools). Ends with "N passed, N failed".
+# (apt packages, a Python venv, cargo tools). Ends with "suite: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,15 @@ step() {
     fi
 }
 
+# A fresh Debian has no C compiler: rustc links host binaries with cc, and the
+# fuzz target and the test kernel need g++, ld and objcopy.
+missing=()
+for tool in cc c++ ld objcopy; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if ((${#missing[@]} > 0)); then
+    echo "test.sh: installing gcc, g++, binutils (missing: ${missing[*]})"
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc g++ binutils libc6-dev >/dev/null
+fi
+
 for tool in cargo rustfmt cargo-clippy python3; do
     command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing (it comes with the Rust toolchain / Python)"; exit 1; }
 done
@@ -40,6 +49,8 @@ step "emulator: harness self-test" scripts/emulate.sh --self-test
 step "emulator: DriverEntry and DriverUnload" scripts/emulate.sh
 step "emulator: fault injection" scripts/emulate.sh --fault-injection
 step "emulator: 5-level world, corrupt entries (not present, reserved bit)" scripts/emulate.sh --corruption-tests
+step "emulate.sh: command line (--help, bad options, --check-image anywhere)" scripts/emulate-cli-test.sh
+step "fuzz: a fuzz target that does not build fails the step" scripts/fuzz-selftest.sh
 step "fuzz: walker vs model (60 s)" scripts/fuzz.sh 60
 step "real MMU: test kernel and Linux guests under QEMU" scripts/mmu-check.sh
 step "PowerShell syntax" bash scripts/check-powershell.sh
@@ -47,5 +58,5 @@ step "PowerShell syntax" bash scripts/check-powershell.sh
 if ((failed > 0)); then
     printf 'failed: %s\n' "${failures[@]}"
 fi
-echo "vmwalk: $passed passed, $failed failed"
+echo "suite: $passed passed, $failed failed"
 ((failed == 0))

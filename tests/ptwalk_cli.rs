@@ -277,3 +277,153 @@ fn a_truncated_image_fails_after_printing_what_it_could() {
             .contains("1 address(es) need page tables that are not in the image")
     );
 }
+
+#[test]
+fn hex_accepts_underscores_and_windbg_backticks() {
+    let raw = write_temp("separators", &tiny_image());
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "0x1000",
+        "0x40_1008",
+        "0`00600123",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout(&output),
+        "0x401008 0x5008\n0x600123 0x600123\n",
+        "addresses as typed: 0x40_1008 and 0`00600123"
+    );
+}
+
+#[test]
+fn translate_without_addresses_names_what_is_missing() {
+    let raw = write_temp("noaddr", &tiny_image());
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "0x1000",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).lines().next(),
+        Some("ptwalk: the following required arguments were not provided: <ADDR>...")
+    );
+}
+
+#[test]
+fn a_directory_as_image_says_so() {
+    let dir = std::env::temp_dir();
+    let output = ptwalk(&["dump", "--image", dir.to_str().unwrap(), "--cr3", "0x1000"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).lines().next(),
+        Some(
+            format!(
+                "ptwalk: {} is a directory, not a memory image",
+                dir.display()
+            )
+            .as_str()
+        )
+    );
+}
+
+#[test]
+fn dump_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let raw = write_temp("pipe", &tiny_image());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ptwalk"))
+        .args(["dump", "--image", raw.to_str().unwrap(), "--cr3", "0x1000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader leaves before the first line, as `head -0` would
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
+
+#[test]
+fn json_with_explain_is_refused_not_dropped() {
+    let raw = write_temp("jsonexplain", &tiny_image());
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "0x1000",
+        "--json",
+        "--explain",
+        "0x401008",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).lines().next(),
+        Some("ptwalk: the argument '--json' cannot be used with '--explain'")
+    );
+}
+
+#[test]
+fn a_wrong_cr3_gets_a_hint_on_stderr() {
+    let raw = write_temp("wrongcr3", &tiny_image());
+    let image = raw.to_str().unwrap();
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        image,
+        "--cr3",
+        "0x5000",
+        "0x401008",
+        "0x600123",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), "0x401008 -\n0x600123 -\n");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).lines().next(),
+        Some(
+            "ptwalk: hint: none of the 2 addresses translates: is --cr3 right, and --la57 set if the CPU used 5-level paging?"
+        )
+    );
+    let right = ptwalk(&[
+        "translate",
+        "--image",
+        image,
+        "--cr3",
+        "0x1000",
+        "0x401008",
+        "0x800000",
+    ]);
+    assert!(right.stderr.is_empty(), "{right:?}");
+}
+
+#[test]
+fn dump_counts_missing_tables_once() {
+    let mut image = tiny_image();
+    for i in 5..13_usize {
+        // eight PD entries whose page tables lie beyond the 32 KiB image
+        let entry = (0x10_0000 + i as u64 * 0x1000) | 0x3;
+        image[0x3000 + i * 8..0x3000 + i * 8 + 8].copy_from_slice(&entry.to_le_bytes());
+    }
+    let raw = write_temp("missing", &image);
+    let output = ptwalk(&["dump", "--image", raw.to_str().unwrap(), "--cr3", "0x1000"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.lines().count() <= 2, "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("ptwalk: 8 page table(s) are not in the image (4096 entries in them unread)")
+    );
+}

@@ -532,6 +532,13 @@ def self_test(path):
 
     def move_self_map(world):
         world.paging.self_index ^= 1
+
+    def flip_pool_tag(world):  # the free's tag no longer matches: World.rule must say so
+        world.pools[next(iter(world.pools))].tag ^= 1
+
+    def flip_pool_pte_bit(world):  # same translation, one entry differs: the per-entry check
+        level, slot, entry = world.paging.walk(next(iter(world.pools)))[-1]
+        world.paging.memory.write_u64(slot, entry ^ paging.RW)
     cases = [
         ("a leaked MDL", dict(forget=revive_mdls), "leak: 0 pool allocation(s), 1 MDL(s)"),
         ("an unhandled API", dict(missing={"MmUnmapLockedPages"}),
@@ -540,6 +547,8 @@ def self_test(path):
          "unhandled import ntoskrnl.MmSystemRangeStart"),
         ("a wrong physical address", dict(tamper=move_pool), "-> physical 0x"),
         ("a wrong self-map index", dict(tamper=move_self_map), "the world's self-map is entry"),
+        ("a wrong pool tag at the free", dict(tamper=flip_pool_tag), "rule broken: ExFreePoolWithTag("),
+        ("one bit of the pool's PTE", dict(tamper=flip_pool_pte_bit), "the world's entry is at phys"),
     ]
     passed = 0
     for name, breakage, expected in cases:
@@ -569,8 +578,14 @@ def corruption_tests(path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="emulate.sh", description=__doc__.splitlines()[0])
+
+    def one_line_error(message):
+        sys.exit("emulate.sh: %s" % message)  # exit 1, one line, before any build
+
+    parser.error = one_line_error
     parser.add_argument("sys", help="path of vmwalk.sys")
+    parser.add_argument("--parse-only", action="store_true", help=argparse.SUPPRESS)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--fail", choices=sorted(FAULTS), help="make this kernel call fail")
     mode.add_argument("--fault-injection", action="store_true", help="make each kernel call fail in turn")
@@ -580,6 +595,8 @@ def main():
     parser.add_argument("--la57", action="store_true", help="5-level paging")
     parser.add_argument("--seed", type=int, help="seed of the world's random choices")
     args = parser.parse_args()
+    if args.parse_only:
+        return 0
 
     if args.self_test:
         passed, failed = self_test(args.sys)

@@ -80,7 +80,7 @@ def ensure_packages():
         log(f"installing {' '.join(need)}")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         ok = subprocess.run(["apt-get", "update", "-qq"], env=env).returncode == 0
-        if not ok or subprocess.run(["apt-get", "install", "-y", "-qq", *need], env=env).returncode:
+        if not ok or subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *need], env=env).returncode:
             skip(f"cannot install {' '.join(need)}")
 
 

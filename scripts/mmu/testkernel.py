@@ -52,12 +52,16 @@ def build():
 
 
 def ensure_qemu():
-    if shutil.which("qemu-system-x86_64"):
+    """QEMU (TCG needs no recommends: no GTK, no mesa) and the test kernel's gcc/binutils."""
+    need = [pkg for tool, pkg in (("qemu-system-x86_64", "qemu-system-x86"), ("gcc", "gcc"),
+                                  ("ld", "binutils"), ("objcopy", "binutils"))
+            if not shutil.which(tool)]
+    if not need:
         return
+    need = sorted(set(need))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.run(["apt-get", "install", "-y", "qemu-system-x86"], env=env).returncode:
-        sh("apt-get", "update", env=env)
-        sh("apt-get", "install", "-y", "qemu-system-x86", env=env)
+    sh("apt-get", "update", "-qq", env=env)
+    sh("apt-get", "install", "-y", "-qq", "--no-install-recommends", *need, env=env)
 
 
 def run_guest(elf, la57, nxe, seed, n, physbits, tmp, image):

@@ -74,7 +74,7 @@ impl<T> DriverSlot<T> {
     ///
     /// # Safety
     /// No other call on this slot may run at the same time.
-    pub unsafe fn replace(&self, value: Option<T>) -> Option<T> {
+    pub const unsafe fn replace(&self, value: Option<T>) -> Option<T> {
         // SAFETY: the caller guarantees exclusive access.
         unsafe { self.0.get().replace(value) }
     }

@@ -28,6 +28,9 @@ struct Segment {
 impl Image {
     /// Maps `path`; an ELF file is read as a core, anything else as raw memory.
     pub fn open(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            bail!("{} is a directory, not a memory image", path.display());
+        }
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let len = file
             .metadata()

@@ -66,7 +66,9 @@ fn cli() -> ClapCommand {
             .long("cr3")
             .required(true)
             .value_parser(parse_hex)
-            .help("CR3, in hex"),
+            .help(
+                "CR3, in hex: 0x optional (1000 is 0x1000), `_` and WinDbg's ` separators allowed",
+            ),
         Arg::new("la57")
             .long("la57")
             .action(ArgAction::SetTrue)
@@ -89,8 +91,8 @@ fn cli() -> ClapCommand {
             ClapCommand::new("translate")
                 .about("Translate virtual addresses: `0x<va> 0x<pa>`, or `0x<va> -`")
                 .args(paging_args.clone())
-                .arg(Arg::new("addresses").value_name("ADDR").required(true).num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex"))
-                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print one JSON object per address"))
+                .arg(Arg::new("addresses").value_name("ADDR").required(true).num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3 (4096 is 0x4096)"))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with("explain").help("Print one JSON object per address (not with --explain)"))
                 .arg(Arg::new("explain").long("explain").action(ArgAction::SetTrue).help("Add every entry visited, as WinDbg's !pte, and why an address does not translate")),
         )
         .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does").args(paging_args))
@@ -121,7 +123,8 @@ fn parse_hex(text: &str) -> Result<u64, String> {
         .strip_prefix("0x")
         .or_else(|| text.strip_prefix("0X"))
         .unwrap_or(text);
-    let digits = digits.replace('`', ""); // WinDbg writes fffff800`12345678
+    // WinDbg writes fffff800`12345678; Rust-style 0xffff_8880_0000_0000 reads as well.
+    let digits = digits.replace(['`', '_'], "");
     u64::from_str_radix(&digits, 16).map_err(|_| format!("'{text}' is not a 64-bit hex number"))
 }
 
@@ -134,8 +137,14 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            eprintln!("ptwalk: {}", first.trim_start_matches("error: "));
+            let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
+            let first = lines.next().unwrap_or("bad arguments");
+            let first = first.trim_start_matches("error: ");
+            // clap puts what is missing on the next line: keep it on ours.
+            match lines.next().filter(|_| first.ends_with(':')) {
+                Some(missing) => eprintln!("ptwalk: {first} {missing}"),
+                None => eprintln!("ptwalk: {first}"),
+            }
             return ExitCode::from(2);
         }
     };
@@ -145,6 +154,16 @@ fn main() -> ExitCode {
     };
     match run(&command) {
         Ok(()) => ExitCode::SUCCESS,
+        // `ptwalk dump | head -1`: the reader left; that is not an error.
+        Err(e)
+            if e.chain().any(|cause| {
+                cause
+                    .downcast_ref::<io::Error>()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("ptwalk: {e:#}");
             ExitCode::FAILURE
@@ -162,9 +181,10 @@ fn run(command: &Command) -> Result<()> {
             explain,
         } => {
             let (paging, image) = paging.open()?;
-            let mut unreadable = 0;
+            let (mut unreadable, mut translated) = (0, 0);
             for &va in addresses {
                 let result = paging.translate(&image, VirtAddr(va));
+                translated += usize::from(result.is_ok());
                 if let Err(Fault {
                     kind: FaultKind::ReadFailed { .. },
                     ..
@@ -188,29 +208,57 @@ fn run(command: &Command) -> Result<()> {
             if unreadable > 0 {
                 bail!("{unreadable} address(es) need page tables that are not in the image");
             }
+            if translated == 0 && addresses.len() > 1 {
+                // Stdout keeps its format; the hint is for the person at the terminal.
+                eprintln!(
+                    "ptwalk: hint: none of the {} addresses translates: is --cr3 right, and --la57 set if the CPU used 5-level paging?",
+                    addresses.len()
+                );
+            }
         }
         Command::Dump { paging } => {
             let (paging, image) = paging.open()?;
-            let mut unreadable = 0;
+            let (mut unreadable, mut skipped) = (0, 0);
+            let mut missing_tables = std::collections::BTreeSet::new();
             for leaf in paging.leaves(&image) {
                 match leaf {
                     Ok(mapping) => writeln!(out, "{}", InfoTlbLine(&mapping))?,
+                    // Missing tables are counted, not listed: one line each buried real faults.
+                    Err(Fault {
+                        kind: FaultKind::ReadFailed { addr, .. },
+                        ..
+                    }) => {
+                        unreadable += 1;
+                        missing_tables.insert(addr.0 & !0xfff);
+                    }
                     Err(fault) => {
-                        if matches!(fault.kind, FaultKind::ReadFailed { .. }) {
-                            unreadable += 1;
+                        skipped += 1;
+                        if skipped <= SKIPPED_SHOWN {
+                            eprintln!("ptwalk: skipped: {fault}");
                         }
-                        eprintln!("ptwalk: skipped: {fault}");
                     }
                 }
             }
             out.flush()?;
+            if skipped > SKIPPED_SHOWN {
+                eprintln!(
+                    "ptwalk: skipped {} more entries like these",
+                    skipped - SKIPPED_SHOWN
+                );
+            }
             if unreadable > 0 {
-                bail!("{unreadable} table(s) are not in the image");
+                bail!(
+                    "{} page table(s) are not in the image ({unreadable} entries in them unread)",
+                    missing_tables.len()
+                );
             }
         }
     }
     Ok(())
 }
+
+/// `dump` lists this many skipped entries, then counts the rest.
+const SKIPPED_SHOWN: usize = 10;
 
 type Walk = Result<Translation, Fault<OutsideImage>>;
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# emulate.sh's command line: exit codes and exact first lines. Run after the
+# emulator steps (the venv and the .sys exist, so stderr holds only our lines).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+failed=0
+
+expect() { # name, wanted exit code, wanted first line, stream file, command...
+    local name=$1 code=$2 first=$3 stream=$4
+    shift 4
+    "$@" >/tmp/emulate-cli.out 2>/tmp/emulate-cli.err
+    local got=$? line
+    line=$(head -n 1 "/tmp/emulate-cli.$stream")
+    if [ "$got" != "$code" ] || [ "$line" != "$first" ]; then
+        echo "emulate-cli: $name: FAILED (exit $got, first $stream line: $line)"
+        failed=$((failed + 1))
+    else
+        echo "emulate-cli: $name: ok"
+    fi
+}
+
+expect "--help prints emulate.sh's usage without building" 0 \
+    "Builds vmwalk.sys (scripts/build-sys.sh) and runs it under speakeasy-emulator:" out \
+    env PATH=/nonexistent/cargo-must-not-run:"$PATH" CARGO=/bin/false scripts/emulate.sh --la57 --help
+expect "--fail with an unknown call fails with one clear line" 1 \
+    "emulate.sh: argument --fail: invalid choice: 'NoSuchCall' (choose from 'ExAllocatePool2', 'IoAllocateMdl', 'MmBuildMdlForNonPagedPool', 'MmCopyMemory', 'MmGetPhysicalAddress', 'MmMapLockedPagesSpecifyCache', 'not-aliased')" err \
+    scripts/emulate.sh --fail NoSuchCall
+expect "an unknown option fails before building" 1 \
+    "emulate.sh: unrecognized arguments: --no-such-option" err \
+    scripts/emulate.sh --no-such-option
+first_check_line=$(scripts/emulate.sh --check-image 2>/dev/null | head -n 1)
+expect "--la57 --check-image checks the image, then runs a 5-level world" 0 \
+    "$first_check_line" out scripts/emulate.sh --la57 --check-image
+if [ "$failed" = 0 ] && ! grep -q '5-level' /tmp/emulate-cli.out; then
+    echo "emulate-cli: --la57 after --check-image was ignored"
+    failed=$((failed + 1))
+fi
+rm -f /tmp/emulate-cli.out /tmp/emulate-cli.err
+((failed == 0))

@@ -8,7 +8,7 @@
 #   scripts/emulate.sh --fail CALL        make one call fail
 #   scripts/emulate.sh --self-test        check the harness catches leaks, unhandled imports, wrong addresses
 #   scripts/emulate.sh --la57             run in a 5-level paging world (--seed N repeats a world)
-#   scripts/emulate.sh --corrupt KIND     break the pool's walk (not-present | reserved)
+#   scripts/emulate.sh --corrupt KIND     break the pool's walk (not-present | reserved | transition | pagefile | freed)
 #   scripts/emulate.sh --corruption-tests each corruption in 4- and 5-level worlds, and a clean 5-level world
 #   scripts/emulate.sh --check-image      check the .sys image rules, and that broken copies fail
 #                                         (anywhere; other options then run the driver as well)

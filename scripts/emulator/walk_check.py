@@ -26,7 +26,8 @@ RESULT_LINE = re.compile(r"vmwalk: (\S+) 0x([0-9a-f]+) -> physical 0x([0-9a-f]+)
 SPLIT_LINE = re.compile(r"vmwalk: MmHighestUserAddress 0x([0-9a-f]+), MmSystemRangeStart 0x([0-9a-f]+)")
 SHARE_LINE = re.compile(r"vmwalk: pool and mapping share PFN 0x([0-9a-f]+)")
 # What the walker says about each corruption.
-EXPLANATIONS = {"not-present": "is not present", "reserved": "has a reserved bit set"}
+EXPLANATIONS = {"not-present": "is not present", "reserved": "has a reserved bit set",
+                "transition": "is not present", "pagefile": "is not present", "freed": "is not present"}
 
 
 def side(va):
@@ -42,7 +43,8 @@ def check_world(lines, w, landmarks, pool_pfn, expect):
     corruption (the lines a successful load must print then), or None (check
     only what is printed)."""
     failures = []
-    seen = {"walk": {}, "failed": {}, "result": {}, "share": [], "paging": 0, "self-map": 0, "entries": 0}
+    seen = {"walk": {}, "failed": {}, "result": {}, "share": [], "paging": 0, "self-map": 0, "entries": 0,
+            "software": 0}
     path = []  # the entries the current walk has yet to print
     for line in "".join(text for _, text in lines).splitlines():
         if m := PAGING_LINE.match(line):
@@ -72,6 +74,10 @@ def check_world(lines, w, landmarks, pool_pfn, expect):
             want = (slot, entry, w.entry_va(va, level))
             if got != want:
                 failures.append("%r: the world's entry is at phys %#x, contains %#018x, seen at %#x" % ((line,) + want))
+            if w.corrupted and slot == w.corrupted[1] and w.software_line:
+                seen["software"] += 1
+                if not line.endswith(" not valid: " + w.software_line):
+                    failures.append("%r: WinDbg says `not valid: %s`" % (line, w.software_line))
         elif m := RESULT_LINE.match(line):
             name, va, pa = m[1], int(m[2], 16), int(m[3], 16)
             seen["result"][name] = pa
@@ -117,6 +123,8 @@ def missing_lines(lines, seen, expect):
         if EXPLANATIONS[expect] not in explanation:
             failures.append("%s: want `walk of pool ... failed: ...%s...`, got %r"
                             % (expect, EXPLANATIONS[expect], explanation or None))
+        if expect in paging.SOFTWARE and seen["software"] == 0:
+            failures.append("%s: the pool's software PTE was not printed" % expect)
         if seen["share"] or "pool" in seen["result"]:
             failures.append("%s: the pool's corrupted walk still gave a result or a shared PFN" % expect)
     return failures

@@ -30,7 +30,16 @@ SYSTEM_RANGE_START = 0xFFFF_8000_0000_0000
 CORRUPTIONS = {
     "not-present": "clear P in the PTE",
     "reserved": "set bit 51 (above MAXPHYADDR) in the PDE",
+    # Non-present entries as Windows writes them since the L1TF mitigation: the
+    # highest implemented physical-address bit set, bit 4 (SwizzleBit) clear.
+    "transition": "make the PTE a swizzled transition entry (page on a standby list)",
+    "pagefile": "make the PTE a swizzled page-file entry",
+    "freed": "make the PTE a freed entry (bits 11:0 clear)",
 }
+# How WinDbg's !pte words each software entry the world writes (_MMPTE_*
+# layouts: Protection 9:5, Transition 11, PageFileLow 15:12, PageFileHigh 63:32).
+SOFTWARE = ("transition", "pagefile", "freed")
+PROTECT_READWRITE = 4
 
 
 class PhysicalMemory:
@@ -86,6 +95,7 @@ class PagingWorld:
         self.used = set()  # allocated page frames
         self.truth = {}  # page VA -> (physical address, page size)
         self.corrupted = None  # (name, entry PA, old value, new value)
+        self.software_line = None  # what !pte says under "not valid" for a software corruption
         self.top = self.alloc_frame() * PAGE
         self.cr3 = self.top | rng.randrange(1, 0x1000)  # a PCID the walker must ignore
         self.cr4 = CR4 | (CR4_LA57 if la57 else 0)
@@ -155,8 +165,23 @@ class PagingWorld:
     def corrupt(self, va, how):
         """Break one entry on the walk of `va` (see CORRUPTIONS)."""
         path = self.walk(va)
-        level, slot, entry = path[-1] if how == "not-present" else next(e for e in path if e[0] == 2)
-        new = entry & ~P if how == "not-present" else entry | 1 << 51
+        level, slot, entry = path[-1] if how != "reserved" else next(e for e in path if e[0] == 2)
+        mask = 1 << (self.max_phys_bits - 1)  # Windows' InvalidPteMask for this MAXPHYADDR
+        pfn = (entry & ADDRESS_BITS) >> 12
+        if how == "not-present":
+            new = entry & ~P
+        elif how == "reserved":
+            new = entry | 1 << 51
+        elif how == "transition":
+            new = mask | pfn << 12 | 1 << 11 | PROTECT_READWRITE << 5
+            self.software_line = "Transition: %x, Protect: 4 - ReadWrite" % pfn
+        elif how == "pagefile":
+            offset = 0x1D2C3 & ~(mask >> 32)
+            new = offset << 32 | mask | 2 << 12 | PROTECT_READWRITE << 5
+            self.software_line = "PageFile:  2, Offset: %x, Protect: 4 - ReadWrite" % offset
+        else:
+            new = pfn << 12
+            self.software_line = "Page has been freed"
         self.memory.write_u64(slot, new)
         self.corrupted = ("PTE" if level == 1 else "PDE", slot, entry, new)
 
@@ -165,6 +190,7 @@ class PagingWorld:
         if self.corrupted:
             self.memory.write_u64(self.corrupted[1], self.corrupted[2])
             self.corrupted = None
+            self.software_line = None
 
     # Reading
 

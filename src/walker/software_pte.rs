@@ -178,7 +178,7 @@ impl fmt::Display for WinDbgLines<'_> {
                 protection,
             } => write!(
                 f,
-                "PageFile: {file:2}{sep}Offset: {offset:x}{sep}{protection}"
+                "PageFile: {file:2x}{sep}Offset: {offset:x}{sep}{protection}"
             ),
             SoftwarePte::DemandZero { protection } => write!(f, "DemandZero{sep}{protection}"),
         }

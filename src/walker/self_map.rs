@@ -41,6 +41,12 @@ impl SelfMap {
         }
     }
 
+    /// The paging mode.
+    #[must_use]
+    pub const fn mode(&self) -> PagingMode {
+        self.mode
+    }
+
     /// The top-level index.
     #[must_use]
     pub const fn index(&self) -> usize {

@@ -164,23 +164,43 @@ pub struct WinDbgLines<'a> {
 
 impl fmt::Display for WinDbgLines<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sep = self.separator;
-        match self.pte {
-            SoftwarePte::Zero => Ok(()),
-            SoftwarePte::Prototype { proto_address } => write!(f, "Proto: {proto_address:016X}"),
-            SoftwarePte::Transition { pfn, protection } => {
-                write!(f, "Transition: {pfn:x}{sep}{protection}")
+        (0..self.pte.line_count()).try_for_each(|line| {
+            if line > 0 {
+                f.write_str(self.separator)?;
             }
-            SoftwarePte::Freed => f.write_str("Page has been freed"),
-            SoftwarePte::PageFile {
-                file,
-                offset,
-                protection,
-            } => write!(
-                f,
-                "PageFile: {file:2x}{sep}Offset: {offset:x}{sep}{protection}"
-            ),
-            SoftwarePte::DemandZero { protection } => write!(f, "DemandZero{sep}{protection}"),
+            self.pte.write_line(f, line)
+        })
+    }
+}
+
+impl SoftwarePte {
+    /// How many lines `!pte` prints under `not valid`.
+    #[must_use]
+    pub const fn line_count(self) -> usize {
+        match self {
+            Self::Zero => 0,
+            Self::Prototype { .. } | Self::Freed => 1,
+            Self::Transition { .. } | Self::DemandZero { .. } => 2,
+            Self::PageFile { .. } => 3,
+        }
+    }
+
+    /// Writes line `line` (from 0) of what `!pte` prints under `not valid`;
+    /// nothing past [`Self::line_count`].
+    ///
+    /// # Errors
+    /// When `f` fails.
+    pub fn write_line(self, f: &mut impl fmt::Write, line: usize) -> fmt::Result {
+        match (self, line) {
+            (Self::Prototype { proto_address }, 0) => write!(f, "Proto: {proto_address:016X}"),
+            (Self::Transition { pfn, .. }, 0) => write!(f, "Transition: {pfn:x}"),
+            (Self::Freed, 0) => f.write_str("Page has been freed"),
+            (Self::PageFile { file, .. }, 0) => write!(f, "PageFile: {file:2x}"),
+            (Self::PageFile { offset, .. }, 1) => write!(f, "Offset: {offset:x}"),
+            (Self::DemandZero { .. }, 0) => f.write_str("DemandZero"),
+            (Self::Transition { protection, .. } | Self::DemandZero { protection }, 1)
+            | (Self::PageFile { protection, .. }, 2) => write!(f, "{protection}"),
+            _ => Ok(()),
         }
     }
 }

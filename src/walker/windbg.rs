@@ -5,6 +5,7 @@ use core::fmt;
 use super::address::{Level, VirtAddr};
 use super::entry::PageTableEntry;
 use super::path::{Path, Visited};
+use super::self_map::SelfMap;
 use super::software_pte::{InvalidPteMask, SoftwarePte};
 
 /// Windows keeps copy-on-write in bit 9, one of the bits the CPU ignores.
@@ -97,4 +98,163 @@ impl fmt::Display for PathLines<'_> {
             writeln!(f, "{line}")
         })
     }
+}
+
+/// Width of one `!pte` column.
+const COLUMN: usize = 27;
+
+/// The block `WinDbg` prints for `!pte VA`, one line at a time (no
+/// allocation: the driver prints each line with its own `DbgPrintEx`).
+///
+/// ```text
+///                                            VA fffff8071a6948f0
+/// PXE at FFFFFCFE7F3F9F80    PPE at FFFFFCFE7F3F00E0    PDE at FFFFFCFE7E01C698    PTE at FFFFFCFC038D34A0
+/// contains 0000000001208063  contains 0000000001209063  contains 0000000001217063  contains 0000FEF300002064
+/// pfn 1208      ---DA--KWEV  pfn 1209      ---DA--KWEV  pfn 1217      ---DA--KWEV  not valid
+///                                                                                   PageFile:  2
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct PteBlock<'a> {
+    /// The address `!pte` was given.
+    pub va: VirtAddr,
+    /// Its walk.
+    pub path: &'a Path,
+    /// Where the entries are visible in virtual memory.
+    pub self_map: SelfMap,
+    /// What Windows set in non-present entries against L1TF.
+    pub invalid_pte_mask: InvalidPteMask,
+    /// Below a 2 MiB leaf, `WinDbg` still reads the would-be PTE through the
+    /// self-map: the 8 bytes at [`PteBlock::below_large_leaf`].
+    pub below_large_leaf: Option<u64>,
+}
+
+impl<'a> PteBlock<'a> {
+    /// The lines, in order.
+    pub fn lines(&self) -> impl Iterator<Item = PteLine<'a>> + use<'a> {
+        let block = *self;
+        let details = self.not_valid().map_or(0, |(_, pte)| {
+            pte.line_count() + usize::from(self.stops_above_pte())
+        });
+        (0..4 + details).map(move |line| PteLine { block, line })
+    }
+
+    /// Where the value below a 2 MiB leaf lies: the leaf's frame (bit 12
+    /// included, as the self-map reads it) plus the PTE index of `va`.
+    #[must_use]
+    pub fn below_large_leaf(path: &Path, va: VirtAddr) -> Option<u64> {
+        let leaf = path.last()?;
+        let large = leaf.level == Level::Pd
+            && leaf.entry.is_present()
+            && leaf.entry.has(PageTableEntry::PAGE_SIZE);
+        large.then(|| leaf.entry.address(12, 52).0 + ((va.0 >> 12) & 0x1ff) * 8)
+    }
+
+    /// Whether the walk ends at a non-present entry above the PTE.
+    fn stops_above_pte(&self) -> bool {
+        self.path
+            .last()
+            .is_some_and(|v| v.level != Level::Pt && !v.entry.is_present())
+    }
+
+    fn not_valid(&self) -> Option<(usize, SoftwarePte)> {
+        let column = self.path.as_slice().len().checked_sub(1)?;
+        let last = self.path.last()?;
+        SoftwarePte::decode(last.entry, self.invalid_pte_mask).map(|pte| (column, pte))
+    }
+}
+
+/// One line of a [`PteBlock`].
+#[derive(Clone, Copy, Debug)]
+pub struct PteLine<'a> {
+    block: PteBlock<'a>,
+    line: usize,
+}
+
+/// Pads to the next column, unless nothing follows.
+fn separate(f: &mut fmt::Formatter<'_>, written: usize, more: bool) -> fmt::Result {
+    if more {
+        (written..COLUMN).try_for_each(|_| f.write_str(" "))?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for PteLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let block = &self.block;
+        let visited = block.path.as_slice();
+        let levels = block.self_map.mode().levels();
+        match self.line {
+            0 => write!(f, "{:43}VA {:016x}", "", block.va.0),
+            1 => levels.iter().enumerate().try_for_each(|(i, level)| {
+                let at = block.self_map.entry_address(block.va, *level).0;
+                write!(f, "{} at {at:016X}", level.windbg_name())?;
+                separate(f, level.windbg_name().len() + 20, i + 1 < levels.len())
+            }),
+            2 => {
+                let below = block
+                    .below_large_leaf
+                    .filter(|_| visited.len() < levels.len());
+                let count = visited.len() + usize::from(below.is_some());
+                visited
+                    .iter()
+                    .map(|v| v.entry.0)
+                    .chain(below)
+                    .enumerate()
+                    .try_for_each(|(i, value)| {
+                        write!(f, "contains {value:016X}")?;
+                        separate(f, 25, i + 1 < count)
+                    })
+            }
+            3 => status_row(f, block),
+            detail => {
+                let Some((mut column, pte)) = block.not_valid() else {
+                    return Ok(());
+                };
+                let mut detail = detail - 4;
+                if block.stops_above_pte() {
+                    if detail == 0 {
+                        return f.write_str("not valid");
+                    }
+                    (column, detail) = (0, detail - 1);
+                }
+                // Transition lines start at the column, the others one further.
+                let indent =
+                    COLUMN * column + usize::from(!matches!(pte, SoftwarePte::Transition { .. }));
+                write!(f, "{:indent$}", "")?;
+                pte.write_line(f, detail)
+            }
+        }
+    }
+}
+
+fn status_row(f: &mut fmt::Formatter<'_>, block: &PteBlock<'_>) -> fmt::Result {
+    let visited = block.path.as_slice();
+    for (i, v) in visited.iter().enumerate() {
+        let more = i + 1 < visited.len();
+        if !v.entry.is_present() {
+            // Above the PTE, WinDbg repeats the value here and says
+            // `not valid` on the next line.
+            return if v.level == Level::Pt {
+                f.write_str("not valid")
+            } else {
+                write!(f, "contains {:016X}", v.entry.0)
+            };
+        }
+        let flags = Flags {
+            entry: v.entry,
+            level: v.level,
+        };
+        write!(f, "pfn {:<10x}{flags}", v.entry.pfn())?;
+        let large = !more
+            && matches!(v.level, Level::Pd | Level::Pdpt)
+            && v.entry.has(PageTableEntry::PAGE_SIZE);
+        if large {
+            let size_bits = v.level.shift();
+            let frame = v.entry.address(size_bits, 52).0 + (block.va.0 & ((1 << size_bits) - 1));
+            write!(f, "  LARGE PAGE pfn {:x}", frame >> 12)?;
+        } else {
+            separate(f, 25, more)?;
+        }
+    }
+    Ok(())
 }

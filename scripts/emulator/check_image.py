@@ -121,7 +121,9 @@ BREAKS = [
     ("imports only the allow-list from ntoskrnl.exe", rename(b"ntoskrnl.exe", b"hal.dll\0\0\0\0\0")),
     ("imports only the allow-list from ntoskrnl.exe", rename(b"ExFreePoolWithTag", b"ExFreePoolWithTaX")),
     ("no writable+executable section", set_section_flags(b".text", SCN_WRITE)),
-    ("SectionAlignment 0x1000", setter(("OPTIONAL_HEADER", "SectionAlignment"), lambda _: 0x2000)),
+    # 0x200 (the file alignment): below a page, as HVCI forbids. A larger value
+    # would make pefile move the sections and misread the exports as well.
+    ("SectionAlignment 0x1000", setter(("OPTIONAL_HEADER", "SectionAlignment"), lambda _: 0x200)),
     ("DYNAMIC_BASE, NX_COMPAT, FORCE_INTEGRITY", clear_dll_characteristic(0x40)),
     ("DYNAMIC_BASE, NX_COMPAT, FORCE_INTEGRITY", clear_dll_characteristic(0x80)),
     ("DYNAMIC_BASE, NX_COMPAT, FORCE_INTEGRITY", clear_dll_characteristic(0x100)),

@@ -25,6 +25,7 @@ ENTRY_LINE = re.compile(r"vmwalk: +(\S+) at 0x([0-9a-f]+) \(phys 0x([0-9a-f]+)\)
 RESULT_LINE = re.compile(r"vmwalk: (\S+) 0x([0-9a-f]+) -> physical 0x([0-9a-f]+)")
 SPLIT_LINE = re.compile(r"vmwalk: MmHighestUserAddress 0x([0-9a-f]+), MmSystemRangeStart 0x([0-9a-f]+)")
 SHARE_LINE = re.compile(r"vmwalk: pool and mapping share PFN 0x([0-9a-f]+)")
+PTE_BLOCK_LINE = re.compile(r"vmwalk: as !pte 0x([0-9a-f]+) shows it:")
 # What the walker says about each corruption.
 EXPLANATIONS = {"not-present": "is not present", "reserved": "has a reserved bit set",
                 "transition": "is not present", "pagefile": "is not present", "freed": "is not present"}
@@ -36,6 +37,58 @@ def side(va):
     return "kernel space" if va >= paging.SYSTEM_RANGE_START else "neither side"
 
 
+# WinDbg's !pte layout, as published transcripts show it (tests/windbg/):
+# 27-character columns, the VA after 43 spaces, flags CGLDANT(U|K)(W|R)(E|-)V.
+COLUMN = 27
+ENTRY_NAMES = {5: "PML5E", 4: "PXE", 3: "PPE", 2: "PDE", 1: "PTE"}
+BIT = {"C": 1 << 9, "G": 1 << 8, "D": 1 << 6, "A": 1 << 5, "N": 1 << 4, "T": 1 << 3,
+       "U": 1 << 2, "W": 1 << 1, "V": 1}
+
+
+def windbg_flags(entry, level):
+    large = level in (2, 3) and entry & 0x80
+    return "".join([
+        "C" if entry & BIT["C"] else "-", "G" if entry & BIT["G"] else "-", "L" if large else "-",
+        "D" if entry & BIT["D"] else "-", "A" if entry & BIT["A"] else "-",
+        "N" if entry & BIT["N"] else "-", "T" if entry & BIT["T"] else "-",
+        "U" if entry & BIT["U"] else "K", "W" if entry & BIT["W"] else "R",
+        "-" if entry & paging.NX else "E", "V" if entry & BIT["V"] else "-"])
+
+
+def columns(cells):
+    return "".join(cell.ljust(COLUMN) for cell in cells[:-1]) + cells[-1]
+
+
+def expected_pte_block(w, va):
+    """The rows `!pte va` prints for the world, and the lines under `not
+    valid` when the harness wrote a Windows software entry there (None:
+    whatever the driver decodes is not checked)."""
+    path = w.walk(va)
+    values = [entry for _, _, entry in path]
+    level, _, last = path[-1]
+    if level == 2 and last & 1 and last & 0x80:  # WinDbg reads the would-be PTE through the self-map
+        values.append(w.memory.read_u64((last & paging.ADDRESS_BITS) + ((va >> 12) & 0x1FF) * 8))
+    status = []
+    for level, _, entry in path:
+        if not entry & 1:
+            status.append("not valid" if level == 1 else "contains %016X" % entry)
+        else:
+            status.append("pfn %-10x%s" % ((entry & paging.ADDRESS_BITS) >> 12, windbg_flags(entry, level)))
+            if level == 2 and entry & 0x80:
+                base = entry & paging.ADDRESS_BITS & ~(paging.LARGE_PAGE - 1)
+                status.append("LARGE PAGE pfn %x" % ((base + va % paging.LARGE_PAGE) >> 12))
+    rows = [" " * 43 + "VA %016x" % va,
+            columns(["%s at %016X" % (ENTRY_NAMES[level], w.entry_va(va, level))
+                     for level in range(w.levels, 0, -1)]),
+            columns(["contains %016X" % value for value in values]),
+            columns(status)]
+    details = None
+    if w.corrupted and w.software_line and path[-1][1] == w.corrupted[1]:
+        indent = COLUMN * (len(path) - 1) + (0 if w.software_line.startswith("Transition") else 1)
+        details = [" " * indent + text for text in w.software_line.split(", ")]
+    return rows, details
+
+
 def check_world(lines, w, landmarks, pool_pfn, expect):
     """Every address the driver printed in `lines` ([(level, text)]) is the
     world `w`'s; returns the failures and a summary. `landmarks`: {name:
@@ -44,9 +97,24 @@ def check_world(lines, w, landmarks, pool_pfn, expect):
     only what is printed)."""
     failures = []
     seen = {"walk": {}, "failed": {}, "result": {}, "share": [], "paging": 0, "self-map": 0, "entries": 0,
-            "software": 0}
+            "software": 0, "blocks": 0}
+    block = []  # the !pte rows the driver has yet to print
     path = []  # the entries the current walk has yet to print
     for line in "".join(text for _, text in lines).splitlines():
+        if block:
+            want = block.pop(0)
+            if want is not None and line != "vmwalk: " + want:
+                failures.append("%r: WinDbg's !pte prints %r" % (line, want))
+            continue
+        if m := PTE_BLOCK_LINE.match(line):
+            seen["blocks"] += 1
+            rows, details = expected_pte_block(w, int(m[1], 16))
+            undecoded = not w.walk(int(m[1], 16))[-1][2] & 1 and details is None
+            block = rows + (details or [])
+            if undecoded:  # not a software entry of the harness: its lines are not checked
+                last = w.walk(int(m[1], 16))[-1]
+                block += [None] * count_software_lines(last[0], last[2], w)
+            continue
         if m := PAGING_LINE.match(line):
             seen["paging"] += 1
             got = (int(m[1], 16), int(m[2], 16), int(m[3], 16), int(m[4]), int(m[5]))
@@ -105,9 +173,28 @@ def check_world(lines, w, landmarks, pool_pfn, expect):
     return failures, summary
 
 
+def count_software_lines(level, entry, w):
+    """How many lines the driver prints under a not-valid entry the harness
+    did not write as a Windows software entry: one `not valid` line above the
+    PTE level, then WinDbg's lines for the kind (not checked here)."""
+    mask = 1 << (w.max_phys_bits - 1)
+    unswizzled = entry & ~mask if not entry & 0x10 else entry
+    if unswizzled == 0:
+        kind_lines = 0
+    elif entry & (1 << 10) or (not entry & (1 << 11) and not entry & 0xFFF):
+        kind_lines = 1  # prototype; freed
+    elif entry & (1 << 11) or not unswizzled >> 32:
+        kind_lines = 2  # transition; demand zero
+    else:
+        kind_lines = 3  # page file
+    return kind_lines + (level != 1)
+
+
 def missing_lines(lines, seen, expect):
     """What a successful load must print but did not (or must not but did)."""
     failures = []
+    if seen["blocks"] != len(WALKED):
+        failures.append("want a !pte block for each of %d walks, got %d" % (len(WALKED), seen["blocks"]))
     if seen["paging"] != 1 or seen["self-map"] != 1:
         failures.append("want one paging line and one self-map line, got %d and %d" % (seen["paging"], seen["self-map"]))
     walked = [name for name in WALKED if not (expect != "clean" and name == "pool")]

@@ -8,8 +8,8 @@ use super::memory::address;
 use super::{KernelApi, KernelMemory, Line, Mapping};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, PVOID, ULONG};
 use crate::walker::software_pte::InvalidPteMask;
-use crate::walker::windbg::EntryLine;
-use crate::walker::{Paging, PagingMode, PhysAddr, SelfMap, VirtAddr};
+use crate::walker::windbg::{EntryLine, PteBlock};
+use crate::walker::{Paging, PagingMode, Path, PhysAddr, PhysicalMemory, SelfMap, VirtAddr};
 
 fn log<K: KernelApi>(kernel: &K, level: ULONG, args: fmt::Arguments<'_>) {
     let mut line = Line::new();
@@ -166,6 +166,7 @@ impl<'k, K: KernelApi> Walker<'k, K> {
                 format_args!("vmwalk:   {line}\n"),
             );
         }
+        self.log_pte_block(va, &path);
         match result {
             Ok(translation) => {
                 let (pa, mapping) = (translation.pa, translation.mapping);
@@ -187,6 +188,34 @@ impl<'k, K: KernelApi> Walker<'k, K> {
                 );
                 None
             }
+        }
+    }
+
+    /// Logs the block `!pte va` prints, line for line (needs the self-map).
+    fn log_pte_block(&self, va: u64, path: &Path) {
+        let Some(self_map) = self.self_map else {
+            return;
+        };
+        let below_large_leaf = PteBlock::below_large_leaf(path, VirtAddr(va))
+            .and_then(|at| self.memory.read_u64(PhysAddr(at)).ok());
+        let block = PteBlock {
+            va: VirtAddr(va),
+            path,
+            self_map,
+            invalid_pte_mask: self.invalid_pte_mask,
+            below_large_leaf,
+        };
+        log(
+            self.kernel,
+            DPFLTR_INFO_LEVEL,
+            format_args!("vmwalk: as !pte {va:#x} shows it:\n"),
+        );
+        for line in block.lines() {
+            log(
+                self.kernel,
+                DPFLTR_INFO_LEVEL,
+                format_args!("vmwalk: {line}\n"),
+            );
         }
     }
 

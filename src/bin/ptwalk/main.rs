@@ -2,6 +2,7 @@
 //! walker, over a physical memory image.
 
 mod image;
+mod pte;
 
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command as ClapCommand, value_parser};
 use image::Image;
+use pte::SelfMapChoice;
 use vmwalk::walker::info_tlb::InfoTlbLine;
 use vmwalk::walker::software_pte::InvalidPteMask;
 use vmwalk::walker::windbg::PathLines;
@@ -26,6 +28,12 @@ enum Command {
     },
     Dump {
         paging: PagingArgs,
+    },
+    Pte {
+        paging: PagingArgs,
+        addresses: Vec<u64>,
+        invalid_pte_mask: Option<u64>,
+        self_map: SelfMapChoice,
     },
 }
 
@@ -95,7 +103,15 @@ fn cli() -> ClapCommand {
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with("explain").help("Print one JSON object per address (not with --explain)"))
                 .arg(Arg::new("explain").long("explain").action(ArgAction::SetTrue).help("Add every entry visited, as WinDbg's !pte, and why an address does not translate")),
         )
-        .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does").args(paging_args))
+        .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does").args(paging_args.clone()))
+        .subcommand(
+            ClapCommand::new("pte")
+                .about("Print what WinDbg's `!pte ADDR` prints, for each address (a Windows CR3)")
+                .args(paging_args)
+                .arg(Arg::new("addresses").value_name("ADDR").required(true).num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3"))
+                .arg(Arg::new("invalid-pte-mask").long("invalid-pte-mask").value_parser(parse_hex).help("nt!MiState.Hardware.InvalidPteMask, in hex [default: 1 << (MAXPHYADDR - 1), what Windows 10 1803+ computes; 0 before 1803]"))
+                .arg(Arg::new("self-map").long("self-map").default_value("auto").value_parser(parse_self_map).help("Top-level index that maps its own table, in hex, or `auto` to find it")),
+        )
 }
 
 fn parse_command(matches: &ArgMatches) -> Option<Command> {
@@ -114,8 +130,26 @@ fn parse_command(matches: &ArgMatches) -> Option<Command> {
             json: sub.get_flag("json"),
             explain: sub.get_flag("explain"),
         },
+        "pte" => Command::Pte {
+            paging,
+            addresses: sub.get_many::<u64>("addresses")?.copied().collect(),
+            invalid_pte_mask: sub.get_one::<u64>("invalid-pte-mask").copied(),
+            self_map: *sub.get_one::<SelfMapChoice>("self-map")?,
+        },
         _ => Command::Dump { paging },
     })
+}
+
+fn parse_self_map(text: &str) -> Result<SelfMapChoice, String> {
+    if text == "auto" {
+        return Ok(SelfMapChoice::Auto);
+    }
+    match usize::try_from(parse_hex(text)?) {
+        Ok(index @ 0..=0x1ff) => Ok(SelfMapChoice::Index(index)),
+        _ => Err(format!(
+            "'{text}' is not a table index (0 to 1ff) or `auto`"
+        )),
+    }
 }
 
 fn parse_hex(text: &str) -> Result<u64, String> {
@@ -215,6 +249,23 @@ fn run(command: &Command) -> Result<()> {
                     addresses.len()
                 );
             }
+        }
+        Command::Pte {
+            paging,
+            addresses,
+            invalid_pte_mask,
+            self_map,
+        } => {
+            let (paging, image) = paging.open()?;
+            pte::print(
+                &mut out,
+                &paging,
+                &image,
+                *invalid_pte_mask,
+                *self_map,
+                addresses,
+            )?;
+            out.flush()?;
         }
         Command::Dump { paging } => {
             let (paging, image) = paging.open()?;

@@ -4,11 +4,15 @@
 # debugger shows them. The emulator lives in .venv, created on first use.
 #
 #   scripts/emulate.sh                    run the driver
-#   scripts/emulate.sh --fault-injection  make each kernel call fail in turn
+#   scripts/emulate.sh --verifier         model Driver Verifier's MDL rules (a violation is bug check 0xC4)
+#   scripts/emulate.sh --seed-sequence    the design's first sequence (Parameters\MappingMethod = NonPagedPoolMdl);
+#                                         with --verifier, forced past the driver's refusal: stops with 0xC4, 0xB2
+#   scripts/emulate.sh --registry N=V     a REG_SZ value under the service's Parameters key
+#   scripts/emulate.sh --fault-injection  make each kernel call fail in turn, for both mapping methods
 #   scripts/emulate.sh --fail CALL        make one call fail
 #   scripts/emulate.sh --self-test        check the harness catches leaks, unhandled imports, wrong addresses
 #   scripts/emulate.sh --la57             run in a 5-level paging world (--seed N repeats a world)
-#   scripts/emulate.sh --corrupt KIND     break the pool's walk (not-present | reserved | transition | pagefile | freed)
+#   scripts/emulate.sh --corrupt KIND     break the first address's walk (not-present | reserved | transition | pagefile | freed)
 #   scripts/emulate.sh --corruption-tests each corruption in 4- and 5-level worlds, and a clean 5-level world
 #   scripts/emulate.sh --check-image      check the .sys image rules, and that broken copies fail
 #                                         (anywhere; other options then run the driver as well)

@@ -5,15 +5,17 @@ use core::arch::asm;
 use core::ffi::CStr;
 
 use crate::ffi::{
-    _DPFLTR_TYPE, BOOLEAN, DRIVER_OBJECT, DbgPrintEx, ExAllocatePool2, ExFreePoolWithTag,
-    IoAllocateMdl, IoFreeMdl, KPROCESSOR_MODE, MEMORY_CACHING_TYPE, MM_COPY_ADDRESS,
-    MmBuildMdlForNonPagedPool, MmCopyMemory, MmGetPhysicalAddress, MmHighestUserAddress,
-    MmMapLockedPagesSpecifyCache, MmSystemRangeStart, MmUnmapLockedPages, NTSTATUS,
-    PCUNICODE_STRING, PHYSICAL_ADDRESS, PIRP, PMDL, POOL_FLAGS, PVOID, SIZE_T, STATUS_SUCCESS,
-    ULONG,
+    _DPFLTR_TYPE, ACCESS_MASK, BOOLEAN, DRIVER_OBJECT, DbgPrintEx, ExAllocatePool2,
+    ExFreePoolWithTag, HANDLE, IoAllocateMdl, IoBuildPartialMdl, IoFreeMdl,
+    KEY_VALUE_INFORMATION_CLASS, KPROCESSOR_MODE, LOGICAL, MEMORY_CACHING_TYPE, MM_COPY_ADDRESS,
+    MmAllocatePagesForMdlEx, MmBuildMdlForNonPagedPool, MmCopyMemory, MmFreePagesFromMdl,
+    MmGetPhysicalAddress, MmHighestUserAddress, MmIsDriverVerifying, MmMapLockedPagesSpecifyCache,
+    MmSystemRangeStart, MmUnmapLockedPages, NTSTATUS, OBJECT_ATTRIBUTES, PCUNICODE_STRING,
+    PHYSICAL_ADDRESS, PIRP, PMDL, POOL_FLAGS, PUNICODE_STRING, PVOID, SIZE_T, STATUS_SUCCESS,
+    ULONG, ZwClose, ZwOpenKey, ZwQueryValueKey,
 };
 use crate::kernel::{
-    DriverSlot, KernelApi, LogFormat, Mapping, PagingRegisters, inspect, load, unload,
+    Alias, DriverSlot, KernelApi, LogFormat, PagingRegisters, load, mapping_method, unload,
 };
 use crate::walker::VirtAddr;
 
@@ -35,8 +37,8 @@ struct NtKernel;
 
 static KERNEL: NtKernel = NtKernel;
 
-/// The mapping (owning the MDL and the pool) from `DriverEntry` to `DriverUnload`.
-static LOADED: DriverSlot<Mapping<'static, NtKernel>> = DriverSlot::new();
+/// The page and its two mappings, from `DriverEntry` to `DriverUnload`.
+static LOADED: DriverSlot<Alias<'static, NtKernel>> = DriverSlot::new();
 
 impl KernelApi for NtKernel {
     fn ex_allocate_pool2(&self, flags: POOL_FLAGS, number_of_bytes: SIZE_T, tag: ULONG) -> PVOID {
@@ -97,6 +99,87 @@ impl KernelApi for NtKernel {
     unsafe fn io_free_mdl(&self, mdl: PMDL) {
         // SAFETY: the caller upholds the trait's contract.
         unsafe { IoFreeMdl(mdl) };
+    }
+
+    fn mm_allocate_pages_for_mdl_ex(
+        &self,
+        low_address: PHYSICAL_ADDRESS,
+        high_address: PHYSICAL_ADDRESS,
+        skip_bytes: PHYSICAL_ADDRESS,
+        total_bytes: SIZE_T,
+        cache_type: MEMORY_CACHING_TYPE,
+        flags: ULONG,
+    ) -> PMDL {
+        // SAFETY: any arguments are allowed at IRQL <= APC_LEVEL (DriverEntry
+        // runs at PASSIVE_LEVEL); failure returns NULL.
+        unsafe {
+            MmAllocatePagesForMdlEx(
+                low_address,
+                high_address,
+                skip_bytes,
+                total_bytes,
+                cache_type,
+                flags,
+            )
+        }
+    }
+
+    unsafe fn mm_free_pages_from_mdl(&self, mdl: PMDL) {
+        // SAFETY: the caller upholds the trait's contract.
+        unsafe { MmFreePagesFromMdl(mdl) };
+    }
+
+    unsafe fn io_build_partial_mdl(
+        &self,
+        source: PMDL,
+        target: PMDL,
+        virtual_address: PVOID,
+        length: ULONG,
+    ) {
+        // SAFETY: the caller upholds the trait's contract.
+        unsafe { IoBuildPartialMdl(source, target, virtual_address, length) };
+    }
+
+    unsafe fn mm_is_driver_verifying(&self, driver: *mut DRIVER_OBJECT) -> LOGICAL {
+        // SAFETY: the caller passes the driver's own object.
+        unsafe { MmIsDriverVerifying(driver) }
+    }
+
+    unsafe fn zw_open_key(
+        &self,
+        key_handle: *mut HANDLE,
+        desired_access: ACCESS_MASK,
+        object_attributes: *mut OBJECT_ATTRIBUTES,
+    ) -> NTSTATUS {
+        // SAFETY: the caller upholds the trait's contract; PASSIVE_LEVEL.
+        unsafe { ZwOpenKey(key_handle, desired_access, object_attributes) }
+    }
+
+    unsafe fn zw_query_value_key(
+        &self,
+        key_handle: HANDLE,
+        value_name: PUNICODE_STRING,
+        information_class: KEY_VALUE_INFORMATION_CLASS,
+        information: PVOID,
+        length: ULONG,
+        result_length: *mut ULONG,
+    ) -> NTSTATUS {
+        // SAFETY: the caller upholds the trait's contract; PASSIVE_LEVEL.
+        unsafe {
+            ZwQueryValueKey(
+                key_handle,
+                value_name,
+                information_class,
+                information,
+                length,
+                result_length,
+            )
+        }
+    }
+
+    unsafe fn zw_close(&self, handle: HANDLE) -> NTSTATUS {
+        // SAFETY: the caller upholds the trait's contract.
+        unsafe { ZwClose(handle) }
     }
 
     fn dbg_print(&self, level: ULONG, format: &LogFormat, args: [u64; 2]) {
@@ -197,17 +280,16 @@ impl KernelApi for NtKernel {
 #[unsafe(export_name = "DriverEntry")]
 pub unsafe extern "system" fn driver_entry(
     driver: &mut DRIVER_OBJECT,
-    _registry_path: PCUNICODE_STRING,
+    registry_path: PCUNICODE_STRING,
 ) -> NTSTATUS {
-    match load(&KERNEL) {
-        Ok(mapping) => {
-            inspect(
-                &mapping,
-                VirtAddr((driver_entry as *const ()).addr() as u64),
-            );
+    // SAFETY: both are what the I/O manager passed to DriverEntry.
+    let method = unsafe { mapping_method(&KERNEL, registry_path, &raw mut *driver) };
+    let code = VirtAddr((driver_entry as *const ()).addr() as u64);
+    match load(&KERNEL, method, code) {
+        Ok(alias) => {
             // SAFETY: DriverUnload, the only other user, cannot run before
             // DriverEntry returns.
-            let previous = unsafe { LOADED.replace(Some(mapping)) };
+            let previous = unsafe { LOADED.replace(Some(alias)) };
             debug_assert!(previous.is_none(), "DriverEntry runs once");
             driver.DriverUnload = Some(driver_unload);
             STATUS_SUCCESS
@@ -218,12 +300,12 @@ pub unsafe extern "system" fn driver_entry(
     }
 }
 
-/// Releases what `driver_entry` kept: unmap, free MDL, free pool.
+/// Releases what `driver_entry` kept, in the reverse order of its making.
 unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
     // SAFETY: the I/O manager calls DriverUnload once, after DriverEntry
     // returned, never concurrently with it.
-    if let Some(mapping) = unsafe { LOADED.replace(None) } {
-        unload(mapping);
+    if let Some(alias) = unsafe { LOADED.replace(None) } {
+        unload(alias);
     }
 }
 

@@ -9,7 +9,7 @@ mod driver_fake;
 use driver_fake::FakeKernel;
 use driver_fake::world::World;
 use vmwalk::ffi::DPFLTR_ERROR_LEVEL;
-use vmwalk::kernel::{inspect, load, unload};
+use vmwalk::kernel::{MappingMethod, inspect, load, unload};
 use vmwalk::walker::{Level, PagingMode, SelfMap, VirtAddr};
 
 /// A kernel-space address the fake world maps, standing in for `DriverEntry`.
@@ -24,16 +24,20 @@ struct Run {
     pool_pa: u64,
 }
 
-/// Loads, lets `before` change the world, inspects, unloads; nothing may leak.
+/// Loads the seed's sequence (pool and mapping), lets `before` change the
+/// world, inspects again and unloads; the lines are those of that inspection
+/// and the unload. Nothing may leak.
 fn run(kernel: &FakeKernel, before: impl FnOnce(&FakeKernel, u64)) -> Run {
     kernel.map_page(CODE);
-    let mapping = load(kernel).expect("DriverEntry succeeds");
-    let pool = mapping.mdl().buffer().base().as_ptr() as u64;
-    let mapped = mapping.base().as_ptr() as u64;
+    let alias =
+        load(kernel, MappingMethod::NonPagedPoolMdl, VirtAddr(CODE)).expect("DriverEntry succeeds");
+    let pool = alias.first().as_ptr() as u64;
+    let mapped = alias.second().as_ptr() as u64;
     let pool_pa = kernel.world().translate(pool);
     before(kernel, pool);
-    inspect(&mapping, VirtAddr(CODE));
-    unload(mapping);
+    kernel.clear_log();
+    inspect(&alias, VirtAddr(CODE)).expect("a corrupt walk proves nothing, and fails nothing");
+    unload(alias);
     kernel.assert_nothing_leaked();
     Run {
         lines: kernel.lines(),
@@ -42,6 +46,19 @@ fn run(kernel: &FakeKernel, before: impl FnOnce(&FakeKernel, u64)) -> Run {
         mapping: mapped,
         pool_pa,
     }
+}
+
+/// The proof line, from the world's own entries: one frame, two PTEs.
+fn share_line(kernel: &FakeKernel, run: &Run) -> String {
+    let world = kernel.world();
+    let (pool_pte, mapping_pte) = (
+        world.entry_address(run.pool, Level::Pt),
+        world.entry_address(run.mapping, Level::Pt),
+    );
+    format!(
+        "vmwalk: pool and mapping share PFN {:#x} through two PTEs, at phys {pool_pte:#x} and {mapping_pte:#x}\n",
+        run.pool_pa >> 12
+    )
 }
 
 fn has(lines: &[String], wanted: &str) -> bool {
@@ -91,13 +108,7 @@ fn walks_agree_with_windows_and_the_mdl() {
         );
         assert!(has(lines, &check), "{name}: {lines:#?}");
     }
-    assert!(
-        has(
-            lines,
-            &format!("vmwalk: pool and mapping share PFN {:#x}\n", pa >> 12)
-        ),
-        "{lines:#?}"
-    );
+    assert!(has(lines, &share_line(&kernel, &run)), "{lines:#?}");
     // Each level's entry, at its physical address and where the self-map shows it.
     let map = SelfMap::at(0x15a, PagingMode::FourLevel);
     for level in PagingMode::FourLevel.levels() {
@@ -152,16 +163,7 @@ fn five_level_paging_and_another_self_map_index() {
         ),
         "{lines:#?}"
     );
-    assert!(
-        has(
-            lines,
-            &format!(
-                "vmwalk: pool and mapping share PFN {:#x}\n",
-                run.pool_pa >> 12
-            )
-        ),
-        "{lines:#?}"
-    );
+    assert!(has(lines, &share_line(&kernel, &run)), "{lines:#?}");
 }
 
 #[test]
@@ -180,13 +182,7 @@ fn without_a_self_map_entries_show_only_their_physical_address() {
         "{:#?}",
         run.lines
     );
-    assert!(has(
-        &run.lines,
-        &format!(
-            "vmwalk: pool and mapping share PFN {:#x}\n",
-            run.pool_pa >> 12
-        )
-    ));
+    assert!(has(&run.lines, &share_line(&kernel, &run)));
 }
 
 #[test]
@@ -202,7 +198,10 @@ fn a_disagreement_with_windows_is_logged_not_fatal() {
         pa >> 12
     );
     assert!(has(&run.errors, &wanted), "{:#?}", run.errors);
-    assert!(!run.lines.iter().any(|l| l.contains("share PFN")));
+    assert!(
+        has(&run.lines, &share_line(&kernel, &run)),
+        "the walk, not Windows' answer, proves the alias"
+    );
 }
 
 #[test]
@@ -220,7 +219,10 @@ fn a_not_present_pte_is_explained() {
         run.pool
     );
     assert!(has(&run.errors, &wanted), "{:#?}", run.errors);
-    assert!(!run.lines.iter().any(|l| l.contains("share PFN")));
+    assert!(
+        !run.lines.iter().any(|l| l.contains("share PFN")),
+        "a walk that fails proves nothing"
+    );
 }
 
 #[test]

@@ -22,6 +22,8 @@ ALLOWED_IMPORTS = {
         b"DbgPrintEx", b"ExAllocatePool2", b"ExFreePoolWithTag", b"IoAllocateMdl",
         b"IoFreeMdl", b"MmBuildMdlForNonPagedPool", b"MmMapLockedPagesSpecifyCache",
         b"MmUnmapLockedPages", b"MmCopyMemory", b"MmGetPhysicalAddress",
+        b"MmAllocatePagesForMdlEx", b"MmFreePagesFromMdl", b"IoBuildPartialMdl",
+        b"MmIsDriverVerifying", b"ZwOpenKey", b"ZwQueryValueKey", b"ZwClose",
         # Exported variables (the IAT slot holds their address).
         b"MmHighestUserAddress", b"MmSystemRangeStart",
     },

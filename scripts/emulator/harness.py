@@ -15,8 +15,16 @@ world, and checks every address the driver prints against it.
 
 --fail CALL makes one kernel call fail; --fault-injection makes each fail in
 turn and checks that DriverEntry returns the matching error status, logs it,
-and leaves nothing allocated. --corrupt KIND breaks one entry on the pool's
-walk; --corruption-tests runs each corruption, in 4- and 5-level worlds.
+and leaves nothing allocated. --corrupt KIND breaks one entry on the walk of
+the page's first address; --corruption-tests runs each corruption, in 4- and
+5-level worlds.
+
+--verifier models Driver Verifier: the MDL rules it enforces (flags each call
+requires and sets, mapping twice, freeing a mapped MDL, IRQL) stop the run
+with bug check 0xC4 and its subcode, and MmIsDriverVerifying says TRUE.
+--seed-sequence sets the service's Parameters\MappingMethod to
+NonPagedPoolMdl; with --verifier as well, the driver's refusal is bypassed
+(MmIsDriverVerifying says FALSE) so the model meets the sequence itself.
 """
 
 import argparse
@@ -38,8 +46,20 @@ from walk_check import check_world
 PAGE = 0x1000
 POOL_FLAG_NON_PAGED = 0x40
 MDL_MAPPED_TO_SYSTEM_VA = 0x1
+MDL_PAGES_LOCKED = 0x2
 MDL_SOURCE_IS_NONPAGED_POOL = 0x4
 MDL_ALLOCATED_FIXED_SIZE = 0x8
+MDL_PARTIAL = 0x10
+MDL_PARTIAL_HAS_BEEN_MAPPED = 0x20
+MDL_IO_PAGE_READ = 0x40
+MDL_ALLOCATED_MUST_SUCCEED = 0x4000
+MM_ALLOCATE_FULLY_REQUIRED = 0x4
+OBJ_KERNEL_HANDLE = 0x200
+KEY_VALUE_PARTIAL_INFORMATION = 2
+REG_SZ = 1
+STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
+STATUS_BUFFER_OVERFLOW = 0x80000005
+DRIVER_VERIFIER_DETECTED_VIOLATION = 0xC4
 MDL_HEADER = 0x30  # sizeof(MDL) on x64; the PFN array follows
 MM_COPY_MEMORY_PHYSICAL = 0x1
 KERNEL_MODE, MM_CACHED, NX_NORMAL_PRIORITY = 0, 1, 0x4000_0000 | 16
@@ -66,19 +86,32 @@ REGISTER_READS = {"mov rax, cr3": b"\x0f\x20\xd8", "mov rax, cr4": b"\x0f\x20\xe
 IA32_EFER = 0xC000_0080
 
 # Kernel calls that can fail, how the driver must react (status, first words
-# of its error line), and the mapping that does not alias the buffer.
+# of its error line), and the kernels that break their contract (a second
+# mapping that does not alias, that is the first address, or page tables
+# that disagree with the memory behind them). Each applies to the default
+# method, the seed's sequence (--seed-sequence), or both.
 FAULTS = {
+    "MmAllocatePagesForMdlEx": (STATUS_INSUFFICIENT_RESOURCES, "vmwalk: MmAllocatePagesForMdlEx failed"),
+    "short-page-allocation": (STATUS_INSUFFICIENT_RESOURCES, "vmwalk: MmAllocatePagesForMdlEx: MDL"),
     "ExAllocatePool2": (STATUS_INSUFFICIENT_RESOURCES, "vmwalk: ExAllocatePool2 failed"),
     "IoAllocateMdl": (STATUS_INSUFFICIENT_RESOURCES, "vmwalk: IoAllocateMdl failed"),
     "MmBuildMdlForNonPagedPool": (STATUS_INTERNAL_ERROR, "vmwalk: MmBuildMdlForNonPagedPool failed"),
     "MmMapLockedPagesSpecifyCache": (STATUS_INSUFFICIENT_RESOURCES, "vmwalk: MmMapLockedPagesSpecifyCache failed"),
-    "not-aliased": (STATUS_INTERNAL_ERROR, "vmwalk: alias check failed"),
-    # These do not fail the load: the walk logs them and DriverEntry succeeds.
-    "MmCopyMemory": (STATUS_SUCCESS, "vmwalk: walk of pool"),
-    "MmGetPhysicalAddress": (STATUS_SUCCESS, "vmwalk: disagreement for pool"),
+    "second-mapping": (STATUS_INSUFFICIENT_RESOURCES, "vmwalk: MmMapLockedPagesSpecifyCache failed"),
+    "same-address": (STATUS_INTERNAL_ERROR, "vmwalk: alias check failed: the second address"),
+    "not-aliased": (STATUS_INTERNAL_ERROR, "vmwalk: alias check failed: word"),
+    "walk-contradicts": (STATUS_INTERNAL_ERROR, None),  # "<first> and <second> do not share a page"
+    # These do not fail the load: the driver logs them and goes on.
+    "ZwOpenKey": (STATUS_SUCCESS, "vmwalk: opening the service key failed"),
+    "ZwQueryValueKey": (STATUS_SUCCESS, "vmwalk: reading MappingMethod failed"),
+    "MmCopyMemory": (STATUS_SUCCESS, None),  # "walk of <first> ... failed"
+    "MmGetPhysicalAddress": (STATUS_SUCCESS, None),  # "disagreement for <first>"
 }
+DEFAULT_ONLY = {"MmAllocatePagesForMdlEx", "short-page-allocation", "second-mapping"}
+SEED_ONLY = {"ExAllocatePool2", "MmBuildMdlForNonPagedPool"}
 # Calls that return nothing, so they have no failure to inject.
-RELEASES = {"ExFreePoolWithTag", "IoFreeMdl", "MmUnmapLockedPages"}
+RELEASES = {"ExFreePoolWithTag", "IoFreeMdl", "MmUnmapLockedPages", "MmFreePagesFromMdl", "IoBuildPartialMdl",
+            "ZwClose", "MmIsDriverVerifying"}
 
 
 class HostPages:
@@ -105,6 +138,11 @@ class Mdl:
     length: int
     live: bool = True
     built: bool = False
+    pages: HostPages | None = None  # what its PFN array names, once built
+    pfn: int = 0
+    kind: str = "allocated"  # or "pages" (MmAllocatePagesForMdlEx)
+    pages_live: bool = False
+    source: int | None = None  # a partial MDL's source
 
 
 @dataclass
@@ -113,6 +151,7 @@ class Mapping:
     size: int
     pages: HostPages  # kept alive: unicorn reads it while mapped
     live: bool = True
+    owns_va: bool = True  # False: an address the kernel had already handed out
 
 
 @dataclass
@@ -123,6 +162,14 @@ class World:
     echo: bool
     paging: paging.PagingWorld
     corrupt: str | None = None
+    verifier: bool = False  # the Driver Verifier model
+    verifying: bool = False  # what MmIsDriverVerifying answers
+    parameters: dict | None = None  # Parameters values: name -> (type, bytes); None: no key
+    bug_check: tuple | None = None
+    irql: int = 0
+    map_calls: int = 0
+    open_keys: list = field(default_factory=list)
+    close_nothing: bool = False  # self-test: ZwClose leaves the handle open
     pools: dict = field(default_factory=dict)
     mdls: dict = field(default_factory=dict)
     mappings: dict = field(default_factory=dict)
@@ -131,6 +178,10 @@ class World:
     violations: list = field(default_factory=list)
     next_pool_va: int = 0xFFFF_B08A_1C2D_0000
     next_map_va: int = 0xFFFF_F604_7B5E_0000
+    # The default method's first address (the pages' own MDL), in another
+    # page directory than the partial MDL's mapping: --corrupt breaks its
+    # PDE without touching the second address's walk.
+    next_first_va: int = 0xFFFF_F605_2C71_0000
     next_mdl_va: int = 0xFFFF_D20C_5E31_0000
 
     def rule(self, ok, message):
@@ -142,6 +193,20 @@ class World:
         return (sum(p.live for p in self.pools.values()),
                 sum(m.live for m in self.mdls.values()),
                 sum(m.live for m in self.mappings.values()))
+
+    def stop(self, emu, subcode, p2, p3, p4, cause):
+        """Driver Verifier stops the machine: bug check 0xC4 with its parameters."""
+        if self.bug_check is None:
+            self.bug_check = (DRIVER_VERIFIER_DETECTED_VIOLATION, subcode, p2, p3, p4, cause)
+            print("*** STOP: 0x%08X (0x%016X, 0x%016X, 0x%016X, 0x%016X)" % self.bug_check[:5])
+            print("*** DRIVER_VERIFIER_DETECTED_VIOLATION: %s" % cause)
+        emu.stop()
+
+    def check_irql(self, emu, limit, subcode, call):
+        if self.verifier and self.irql > limit:
+            self.stop(emu, subcode, self.irql, 0, 0, "%s at IRQL %d" % (call, self.irql))
+            return False
+        return True
 
     def pool_containing(self, va, length):
         for base, pool in self.pools.items():
@@ -161,6 +226,11 @@ def map_host_pages(emu, world, va, pages, pfn):
     emu.mem_reserve(pages.size, base=va, tag="vmwalk.%x" % va)
     emu.emu_eng.emu.mem_map_ptr(va, pages.size, PROT_RW, pages.address)
     world.paging.map(va, pfn * PAGE, pages.size, paging.NX | paging.RW)
+
+
+def mdl_flags(emu, mdl):
+    """MDL.MdlFlags, a CSHORT at offset 0xA."""
+    return struct.unpack("<H", emu.mem_read(mdl + 0xA, 2))[0]
 
 
 def update_mdl_flags(emu, mdl, set_bits=0, clear_bits=0):
@@ -199,6 +269,27 @@ def install(se, world, missing=()):
             return handler
         return register
 
+    def corrupt_first_address(va):
+        """Break the walk of the page's first address (--corrupt)."""
+        if world.corrupt:
+            world.paging.corrupt(va, world.corrupt)
+            level, slot, old, new = world.paging.corrupted
+            if world.echo:
+                print("harness: corrupted the first address's %s at phys %#x: %#018x -> %#018x (%s)"
+                      % (level, slot, old, new, paging.CORRUPTIONS[world.corrupt]))
+
+    def new_mdl(emu, va, length, flags, pfn_first=None):
+        """An MDL in guest memory: header, then the PFN array."""
+        pages = pages_spanned(va, length)
+        mdl = emu.mem_map(PAGE, base=world.next_mdl_va, tag="vmwalk.mdl")
+        world.paging.map(mdl, world.paging.alloc_frame() * PAGE, PAGE, paging.NX | paging.RW)
+        world.next_mdl_va += 0x10 * PAGE
+        header = struct.pack("<QhhxxxxQQQII", 0, MDL_HEADER + 8 * pages, flags, 0, 0, va & ~(PAGE - 1), length, va % PAGE)
+        emu.mem_write(mdl, header)
+        if pfn_first is not None:
+            emu.mem_write(mdl + MDL_HEADER, struct.pack("<%dQ" % pages, *range(pfn_first, pfn_first + pages)))
+        return mdl
+
     @hook("ExAllocatePool2", 3)
     def ex_allocate_pool2(emu, argv):
         flags, size, tag = argv
@@ -215,17 +306,21 @@ def install(se, world, missing=()):
         view = memoryview(pool.pages.buffer)
         for page in range(size // PAGE):  # the pool's frames hold the pool's bytes
             world.paging.memory.back(pool.pfn + page, view[page * PAGE:(page + 1) * PAGE])
-        if world.corrupt:
-            world.paging.corrupt(va, world.corrupt)
-            level, slot, old, new = world.paging.corrupted
-            if world.echo:
-                print("harness: corrupted the pool's %s at phys %#x: %#018x -> %#018x (%s)"
-                      % (level, slot, old, new, paging.CORRUPTIONS[world.corrupt]))
+        corrupt_first_address(va)
         return va
 
     @hook("ExFreePoolWithTag", 2)
     def ex_free_pool_with_tag(emu, argv):
         va, tag = argv
+        record = world.mdls.get(va)
+        if record is not None and record.live:  # ExFreePool of an MmAllocatePagesForMdlEx MDL
+            world.rule(record.kind == "pages" and not record.pages_live,
+                       "ExFreePool(%#x): an MDL whose pages are not freed, or not from MmAllocatePagesForMdlEx" % va)
+            world.rule(tag == 0, "ExFreePoolWithTag(MDL %#x, %#x): ExFreePool passes tag 0" % (va, tag))
+            record.live = False
+            emu.mem_free(va)
+            world.paging.unmap(va, PAGE)
+            return 0
         pool = world.pools.get(va)
         if not world.rule(pool is not None and pool.live, "ExFreePoolWithTag(%#x): not live pool (double free?)" % va):
             return 0
@@ -237,25 +332,84 @@ def install(se, world, missing=()):
         world.paging.unmap(va, pool.size)
         return 0
 
+    @hook("MmAllocatePagesForMdlEx", 6)
+    def mm_allocate_pages_for_mdl_ex(emu, argv):
+        low, high, skip, total, cache, flags = argv
+        if not world.check_irql(emu, 2, 0x7E, "MmAllocatePagesForMdlEx"):
+            return 0
+        world.rule((low, high, skip) == (0, (1 << 64) - 1, 0),
+                   "MmAllocatePagesForMdlEx(%#x, %#x, %#x): want any page (0, ~0, 0)" % (low, high, skip))
+        world.rule((cache & 0xFFFFFFFF, flags & 0xFFFFFFFF) == (MM_CACHED, MM_ALLOCATE_FULLY_REQUIRED),
+                   "MmAllocatePagesForMdlEx needs MmCached and MM_ALLOCATE_FULLY_REQUIRED")
+        if world.fault == "MmAllocatePagesForMdlEx" or total == 0 or total % PAGE:
+            return 0
+        pages, pfn = HostPages(total), world.paging.alloc_frame(total // PAGE)
+        view = memoryview(pages.buffer)
+        for page in range(total // PAGE):
+            world.paging.memory.back(pfn + page, view[page * PAGE:(page + 1) * PAGE])
+        length = total // 2 if world.fault == "short-page-allocation" else total
+        mdl = new_mdl(emu, 0, length, MDL_PAGES_LOCKED, pfn)  # no virtual address: StartVa 0
+        world.mdls[mdl] = Mdl(0, length, built=True, pages=pages, pfn=pfn, kind="pages", pages_live=True)
+        return mdl
+
+    @hook("MmFreePagesFromMdl", 1)
+    def mm_free_pages_from_mdl(emu, argv):
+        (mdl,) = argv
+        record = world.mdls.get(mdl)
+        if not world.rule(record is not None and record.live and record.kind == "pages" and record.pages_live,
+                          "MmFreePagesFromMdl(%#x): not an MDL with pages of its own (twice?)" % mdl):
+            return 0
+        world.rule(not any(m.live and m.mdl == mdl for m in world.mappings.values()),
+                   "MmFreePagesFromMdl(%#x) while its pages are mapped" % mdl)
+        world.rule(not any(m.live and m.source == mdl for m in world.mdls.values()),
+                   "MmFreePagesFromMdl(%#x) while a partial MDL describes its pages" % mdl)
+        record.pages_live = False
+        for page in range(record.pages.size // PAGE):  # the frames are free RAM again
+            world.paging.memory.frames.pop(record.pfn + page, None)
+        return 0
+
     @hook("IoAllocateMdl", 5)
     def io_allocate_mdl(emu, argv):
         va, length, secondary, quota, irp = argv
         world.rule((secondary & 0xFF, quota & 0xFF, irp) == (0, 0, 0),
                    "IoAllocateMdl without an IRP needs SecondaryBuffer, ChargeQuota FALSE and Irp NULL")
-        if not world.rule(world.pool_containing(va, length) is not None,
-                          "IoAllocateMdl(%#x, %#x): not live pool (use after free?)" % (va, length)):
+        length &= 0xFFFFFFFF
+        pages_mdl = any(m.live and m.kind == "pages" and m.pages_live and m.va <= va and va + length <= m.va + m.pages.size
+                        for m in world.mdls.values())
+        if not world.rule(world.pool_containing(va, length) is not None or pages_mdl,
+                          "IoAllocateMdl(%#x, %#x): neither live pool nor live MDL pages (use after free?)" % (va, length)):
             return 0
         if world.fault == "IoAllocateMdl":
             return 0
-        pages = pages_spanned(va, length)
-        mdl = emu.mem_map(PAGE, base=world.next_mdl_va, tag="vmwalk.mdl")
-        world.paging.map(mdl, world.paging.alloc_frame() * PAGE, PAGE, paging.NX | paging.RW)
-        world.next_mdl_va += 0x10 * PAGE
-        header = struct.pack("<QhhQQQII", 0, MDL_HEADER + 8 * pages, MDL_ALLOCATED_FIXED_SIZE,
-                             0, 0, va & ~(PAGE - 1), length, va % PAGE)
-        emu.mem_write(mdl, header)
+        mdl = new_mdl(emu, va, length, MDL_ALLOCATED_FIXED_SIZE)
         world.mdls[mdl] = Mdl(va, length)
         return mdl
+
+    @hook("IoBuildPartialMdl", 4)
+    def io_build_partial_mdl(emu, argv):
+        source, target, va, length = argv
+        length &= 0xFFFFFFFF
+        record, partial = world.mdls.get(source), world.mdls.get(target)
+        if not world.rule(record is not None and record.live and record.built and partial is not None and partial.live,
+                          "IoBuildPartialMdl(%#x, %#x): not a live, built source and a live target" % (source, target)):
+            return 0
+        world.rule(record.va <= va and va + length <= record.va + record.length and length > 0,
+                   "IoBuildPartialMdl outside its source")
+        world.rule(pages_spanned(va, length) <= pages_spanned(partial.va, partial.length),
+                   "IoBuildPartialMdl: the target MDL is too small (TARGET_MDL_TOO_SMALL)")
+        # As IoBuildPartialMdl does (WRK, ReactOS): keep the allocation bits,
+        # inherit nonpaged-pool, mapped and page-read, and mark it partial.
+        flags = (mdl_flags(emu, target) & (MDL_ALLOCATED_FIXED_SIZE | MDL_ALLOCATED_MUST_SUCCEED)) \
+            | (mdl_flags(emu, source) & (MDL_SOURCE_IS_NONPAGED_POOL | MDL_MAPPED_TO_SYSTEM_VA | MDL_IO_PAGE_READ)) \
+            | MDL_PARTIAL
+        update_mdl_flags(emu, target, set_bits=flags, clear_bits=0xFFFF & ~flags)
+        mapped = struct.unpack("<Q", emu.mem_read(source + 0x18, 8))[0]
+        emu.mem_write(target + 0x18, struct.pack("<Q", (mapped + va - record.va) & ((1 << 64) - 1)))
+        first = record.pfn + ((va & ~(PAGE - 1)) - (record.va & ~(PAGE - 1))) // PAGE
+        pages = pages_spanned(va, length)
+        emu.mem_write(target + MDL_HEADER, struct.pack("<%dQ" % pages, *range(first, first + pages)))
+        partial.built, partial.pages, partial.pfn, partial.source = True, record.pages, first, source
+        return 0
 
     @hook("MmBuildMdlForNonPagedPool", 1)
     def mm_build_mdl_for_non_paged_pool(emu, argv):
@@ -273,12 +427,17 @@ def install(se, world, missing=()):
         first = world.pools[base].pfn + (record.va - base) // PAGE
         pages = pages_spanned(record.va, record.length)
         emu.mem_write(mdl + MDL_HEADER, struct.pack("<%dQ" % pages, *range(first, first + pages)))
-        record.built = True
+        record.built, record.pages, record.pfn = True, world.pools[base].pages, first
         return 0
 
     @hook("MmMapLockedPagesSpecifyCache", 6)
     def mm_map_locked_pages_specify_cache(emu, argv):
         mdl, mode, cache, requested, bugcheck, priority = argv
+        if not world.check_irql(emu, 2, 0x76, "MmMapLockedPagesSpecifyCache(KernelMode)"):
+            return 0
+        if world.verifier and bugcheck & 0xFFFFFFFF:
+            world.stop(emu, 0x82, mdl, mdl_flags(emu, mdl), 0, "MmMapLockedPagesSpecifyCache with BugCheckOnFailure TRUE")
+            return 0
         world.rule((mode & 0xFF, cache & 0xFFFFFFFF, requested, bugcheck & 0xFFFFFFFF)
                    == (KERNEL_MODE, MM_CACHED, 0, 0),
                    "MmMapLockedPagesSpecifyCache needs KernelMode, MmCached, NULL, FALSE")
@@ -288,31 +447,59 @@ def install(se, world, missing=()):
         if not world.rule(record is not None and record.live and record.built,
                           "MmMapLockedPagesSpecifyCache(%#x): not a live, built MDL" % mdl):
             return 0
-        if world.fault == "MmMapLockedPagesSpecifyCache":
+        flags = mdl_flags(emu, mdl)
+        if world.verifier:  # the WRK's ASSERTs, which Verifier enforces on retail kernels
+            already = flags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL | MDL_PARTIAL_HAS_BEEN_MAPPED)
+            if already:
+                world.stop(emu, 0xB2, mdl, flags, already, "MmMapLockedPages of an MDL already mapped to a system address")
+                return 0
+            if not flags & (MDL_PAGES_LOCKED | MDL_PARTIAL):
+                world.stop(emu, 0xB3, mdl, flags, MDL_PAGES_LOCKED | MDL_PARTIAL,
+                           "MmMapLockedPages of an MDL whose pages are not locked")
+                return 0
+        world.map_calls += 1
+        if world.fault == "MmMapLockedPagesSpecifyCache" and world.map_calls == 1 \
+                or world.fault == "second-mapping" and world.map_calls == 2:
             return 0
-        pool = world.pools[world.pool_containing(record.va, record.length)]
-        pages, pfn = pool.pages, pool.pfn
-        if world.fault == "not-aliased":
-            pages, pfn = HostPages(pool.size), world.paging.alloc_frame(pool.size // PAGE)
-        va = world.next_map_va
-        world.next_map_va += pool.size + 0x10 * PAGE
-        map_host_pages(emu, world, va, pages, pfn)
-        world.mappings[va] = Mapping(mdl, pool.size, pages)
-        update_mdl_flags(emu, mdl, set_bits=MDL_MAPPED_TO_SYSTEM_VA)
+        # The call that makes the second address: the seed's only one, the default's second.
+        second = world.map_calls == 2 or flags & MDL_SOURCE_IS_NONPAGED_POOL
+        size = pages_spanned(record.va, record.length) * PAGE
+        if second and world.fault == "same-address":
+            live = [va for (va, _), m in world.mappings.items() if m.live]
+            va = live[0] if live else next(base for base, p in world.pools.items() if p.live)
+            world.mappings[(va, mdl)] = Mapping(mdl, size, record.pages, owns_va=False)
+        else:
+            pages, pfn = record.pages, record.pfn
+            if second and world.fault in ("not-aliased", "walk-contradicts"):
+                pfn = world.paging.alloc_frame(size // PAGE)  # the page tables say another frame
+                if world.fault == "not-aliased":
+                    pages = HostPages(size)  # and the memory really is another page
+            if record.kind == "pages":
+                va = world.next_first_va
+                world.next_first_va += size + 0x10 * PAGE
+            else:
+                va = world.next_map_va
+                world.next_map_va += size + 0x10 * PAGE
+            map_host_pages(emu, world, va, pages, pfn)
+            world.mappings[(va, mdl)] = Mapping(mdl, size, pages)
+            if record.kind == "pages":  # the default method's first address
+                corrupt_first_address(va)
+        update_mdl_flags(emu, mdl, set_bits=MDL_MAPPED_TO_SYSTEM_VA | (MDL_PARTIAL_HAS_BEEN_MAPPED if flags & MDL_PARTIAL else 0))
         emu.mem_write(mdl + 0x18, struct.pack("<Q", va + record.va % PAGE))
         return va + record.va % PAGE
 
     @hook("MmUnmapLockedPages", 2)
     def mm_unmap_locked_pages(emu, argv):
         va, mdl = argv
-        mapping = world.mappings.get(va & ~(PAGE - 1))
-        if not world.rule(mapping is not None and mapping.live, "MmUnmapLockedPages(%#x): not mapped (twice?)" % va):
+        mapping = world.mappings.get((va & ~(PAGE - 1), mdl))
+        if not world.rule(mapping is not None and mapping.live,
+                          "MmUnmapLockedPages(%#x, %#x): not mapped with that MDL (twice?)" % (va, mdl)):
             return 0
-        world.rule(mapping.mdl == mdl, "MmUnmapLockedPages(%#x) with MDL %#x, mapped with %#x" % (va, mdl, mapping.mdl))
         mapping.live = False
-        emu.emu_eng.emu.mem_unmap(va & ~(PAGE - 1), mapping.size)
-        world.paging.unmap(va & ~(PAGE - 1), mapping.size)
-        update_mdl_flags(emu, mdl, clear_bits=MDL_MAPPED_TO_SYSTEM_VA)
+        if mapping.owns_va:
+            emu.emu_eng.emu.mem_unmap(va & ~(PAGE - 1), mapping.size)
+            world.paging.unmap(va & ~(PAGE - 1), mapping.size)
+        update_mdl_flags(emu, mdl, clear_bits=MDL_MAPPED_TO_SYSTEM_VA | MDL_PARTIAL_HAS_BEEN_MAPPED)
         return 0
 
     @hook("IoFreeMdl", 1)
@@ -321,12 +508,76 @@ def install(se, world, missing=()):
         record = world.mdls.get(mdl)
         if not world.rule(record is not None and record.live, "IoFreeMdl(%#x): not a live MDL (double free?)" % mdl):
             return 0
+        world.rule(record.kind == "allocated",
+                   "IoFreeMdl(%#x): an MmAllocatePagesForMdlEx MDL (MmFreePagesFromMdl, then ExFreePool)" % mdl)
+        flags = mdl_flags(emu, mdl)
+        # A partial MDL may carry MAPPED_TO_SYSTEM_VA from its source; only its own mapping counts.
+        own = not flags & MDL_PARTIAL or flags & MDL_PARTIAL_HAS_BEEN_MAPPED
+        if world.verifier and flags & MDL_MAPPED_TO_SYSTEM_VA and not flags & MDL_SOURCE_IS_NONPAGED_POOL and own:
+            world.stop(emu, 0xB8, mdl, flags, 0, "IoFreeMdl of an MDL whose pages are still mapped")
+            return 0
         world.rule(not any(m.live and m.mdl == mdl for m in world.mappings.values()),
                    "IoFreeMdl(%#x) while it is still mapped" % mdl)
         record.live = False
         emu.mem_free(mdl)
         world.paging.unmap(mdl, PAGE)
         return 0
+
+    @hook("MmIsDriverVerifying", 1)
+    def mm_is_driver_verifying(emu, argv):
+        (driver,) = argv
+        world.rule(driver != 0, "MmIsDriverVerifying(NULL)")
+        return int(world.verifying)
+
+    def read_unicode(emu, address):
+        length, _, buffer = struct.unpack("<HHxxxxQ", emu.mem_read(address, 16))
+        return emu.mem_read(buffer, length).decode("utf-16-le")
+
+    @hook("ZwOpenKey", 3)
+    def zw_open_key(emu, argv):
+        handle_out, access, attributes = argv
+        size, root, name, flags = struct.unpack("<IxxxxQQI", emu.mem_read(attributes, 28))
+        world.rule(size == 0x30, "OBJECT_ATTRIBUTES.Length %#x, not 0x30" % size)
+        world.rule(flags & OBJ_KERNEL_HANDLE, "ZwOpenKey without OBJ_KERNEL_HANDLE: a user-mode process could use the handle")
+        world.rule(access & 1, "ZwOpenKey without KEY_QUERY_VALUE")
+        if world.fault == "ZwOpenKey":
+            return STATUS_INSUFFICIENT_RESOURCES
+        text = read_unicode(emu, name)
+        if root == 0:
+            handle = 0x80  # the service key, RegistryPath
+        elif not world.rule(root in world.open_keys, "ZwOpenKey relative to a handle that is not open"):
+            return STATUS_INTERNAL_ERROR
+        elif text.lower() != "parameters" or world.parameters is None:
+            return STATUS_OBJECT_NAME_NOT_FOUND
+        else:
+            handle = 0x84
+        world.open_keys.append(handle)
+        emu.mem_write(handle_out, struct.pack("<Q", handle))
+        return STATUS_SUCCESS
+
+    @hook("ZwQueryValueKey", 6)
+    def zw_query_value_key(emu, argv):
+        handle, name, information_class, buffer, length, result = argv
+        world.rule(handle == 0x84 and handle in world.open_keys, "ZwQueryValueKey on %#x, not the open Parameters key" % handle)
+        world.rule(information_class & 0xFFFFFFFF == KEY_VALUE_PARTIAL_INFORMATION, "ZwQueryValueKey class %d" % information_class)
+        if world.fault == "ZwQueryValueKey":
+            return STATUS_INSUFFICIENT_RESOURCES
+        value = (world.parameters or {}).get(read_unicode(emu, name).lower())
+        if value is None:
+            return STATUS_OBJECT_NAME_NOT_FOUND
+        value_type, data = value
+        answer = struct.pack("<III", 0, value_type, len(data)) + data
+        emu.mem_write(buffer, answer[:length & 0xFFFFFFFF])
+        emu.mem_write(result, struct.pack("<I", len(answer)))
+        return STATUS_BUFFER_OVERFLOW if len(answer) > length & 0xFFFFFFFF else STATUS_SUCCESS
+
+    @hook("ZwClose", 1)
+    def zw_close(emu, argv):
+        (handle,) = argv
+        if world.rule(handle in world.open_keys, "ZwClose(%#x): not open (twice?)" % handle) \
+                and not world.close_nothing:
+            world.open_keys.remove(handle)
+        return STATUS_SUCCESS
 
     @hook("MmCopyMemory", 5)
     def mm_copy_memory(emu, argv):
@@ -443,42 +694,74 @@ def run_errors(run):
     return ["emulation error: %s" % run.error]
 
 
+def seed_registry(value="NonPagedPoolMdl"):
+    """The Parameters key with MappingMethod set, as regedit writes a REG_SZ."""
+    return {"mappingmethod": (REG_SZ, (value + "\0").encode("utf-16-le"))}
+
+
+def the_two_addresses(world):
+    """The driver's names for its page's two addresses, where they are, and
+    the page's frame: (names, {name: (first, end)}, pfn)."""
+    live = {key: m for key, m in world.mappings.items() if m.live}
+    pool = next(((va, p) for va, p in world.pools.items() if p.live), None)
+    if pool is not None:  # the seed's sequence
+        (mapped, _), mapping = next(iter(live.items()))
+        return (("pool", "mapping"), {"pool": (pool[0], pool[0] + pool[1].size),
+                                     "mapping": (mapped, mapped + mapping.size)}, pool[1].pfn)
+    by_kind = {world.mdls[m.mdl].kind: (va, m) for (va, _), m in live.items()}
+    (first, mapping), (second, partial) = by_kind["pages"], by_kind["allocated"]
+    return (("mdl-mapping", "partial-mapping"), {"mdl-mapping": (first, first + mapping.size),
+                                                 "partial-mapping": (second, second + partial.size)},
+            world.mdls[mapping.mdl].pfn)
+
+
 def emulate(path, fault=None, quiet=False, missing=(), forget=None, tamper=None, la57=False, corrupt=None,
-            seed=None):
+            seed=None, verifier=False, parameters=None, force=False, forget_close=False):
     """Run DriverEntry (and DriverUnload if it succeeded); return the World,
     the entry status and the list of failures. `missing`, `forget` and
     `tamper` (applied to the world before its check) break the harness on
-    purpose, for the self-test; `corrupt` breaks the pool's walk; `seed`
-    makes the world's random choices repeatable."""
+    purpose, for the self-test; `corrupt` breaks the walk of the page's
+    first address; `seed` makes the world's random choices repeatable.
+    `verifier` turns the Driver Verifier model on; `parameters` are the
+    values under the service's Parameters key; `force` makes
+    MmIsDriverVerifying answer FALSE even with the model on."""
     seed = random.randrange(1 << 32) if seed is None else seed
-    world = World(fault, echo=not quiet, corrupt=corrupt, paging=paging.PagingWorld(
-        random.Random(seed), la57, avoid=[IMAGE_BASE, STACK_BASE, NT_DATA, KUSER_SHARED_DATA,
-                                          World.next_pool_va, World.next_map_va, World.next_mdl_va]))
+    world = World(fault, echo=not quiet, corrupt=corrupt, verifier=verifier, verifying=verifier and not force,
+                  parameters=parameters, paging=paging.PagingWorld(
+                      random.Random(seed), la57, avoid=[IMAGE_BASE, STACK_BASE, NT_DATA, KUSER_SHARED_DATA,
+                                                        World.next_pool_va, World.next_map_va, World.next_mdl_va,
+                                                        World.next_first_va]))
     se = speakeasy.Speakeasy()
     handled = install(se, world, missing)
     if forget:
         se.add_api_hook(lambda emu, api, func, argv: forget(world), "ntoskrnl", "IoFreeMdl", argc=1)
+    world.close_nothing = forget_close  # a ZwClose that closes nothing: the handle leaks
     module = se.load_module(data=rebased(path, IMAGE_BASE))
     failures = prepare(se.emu, module, world, handled, missing)
     say = (lambda *a: None) if quiet else print
-    say("harness: world: %s, seed %d" % (world.paging.describe(), seed))
+    say("harness: world: %s, seed %d%s" % (world.paging.describe(), seed,
+                                           ", Driver Verifier model on" if verifier else ""))
     say("harness: DriverEntry%s" % ("" if fault is None else " (failing %s)" % fault))
     before = set(world.paging.truth)
     se.run_module(module, all_entrypoints=False)
     entry = se.emu.runs[0]
+    if world.bug_check is not None:  # the machine stopped: nothing after counts
+        code, subcode = world.bug_check[:2]
+        return world, None, ["bug check %#x (DRIVER_VERIFIER_DETECTED_VIOLATION), subcode %#x: %s"
+                             % (code, subcode, world.bug_check[5])]
     entry_errors = run_errors(entry)
     failures += entry_errors
     status = (entry.ret_val or 0) & 0xFFFFFFFF
     say("harness: DriverEntry returned NTSTATUS 0x%08X" % status)
-    if status == STATUS_SUCCESS and world.pools and world.mappings:
-        (pool, record), (mapping, mapped) = next(iter(world.pools.items())), next(iter(world.mappings.items()))
-        landmarks = {"pool": (pool, pool + record.size), "mapping": (mapping, mapping + mapped.size),
-                     "DriverEntry": (module.base + module.ep, module.base + module.ep + 1),
-                     "stack": (STACK_BASE, STACK_BASE + KERNEL_STACK_SIZE)}
+    if status == STATUS_SUCCESS and len([m for m in world.mappings.values() if m.live]) == (
+            1 if any(p.live for p in world.pools.values()) else 2):
+        names, landmarks, pfn = the_two_addresses(world)
+        landmarks.update({"DriverEntry": (module.base + module.ep, module.base + module.ep + 1),
+                          "stack": (STACK_BASE, STACK_BASE + KERNEL_STACK_SIZE)})
         expect = None if fault else corrupt or "clean"
         if tamper:
             tamper(world)
-        world_failures, summary = check_world(world.lines, world.paging, landmarks, world.pools[pool].pfn, expect)
+        world_failures, summary = check_world(world.lines, world.paging, landmarks, pfn, expect, names)
         failures += world_failures
         say("harness: world check: %s: %s" % (summary, "FAILED" if world_failures else "all match"))
     driver = next(d for d in se.emu.drivers if d.address == entry.args[0])
@@ -490,6 +773,9 @@ def emulate(path, fault=None, quiet=False, missing=(), forget=None, tamper=None,
             say("harness: DriverUnload")
             se.call(driver.on_unload, [driver.address])
             failures += run_errors(se.emu.runs[-1])
+            if world.bug_check is not None:
+                return world, status, ["bug check %#x at unload, subcode %#x: %s"
+                                       % (world.bug_check[0], world.bug_check[1], world.bug_check[5])]
     pools, mdls, mappings = world.live()
     say("harness: made %d pool allocation(s), %d MDL(s), %d mapping(s); left: %d, %d, %d"
         % (len(world.pools), len(world.mdls), len(world.mappings), pools, mdls, mappings))
@@ -497,20 +783,29 @@ def emulate(path, fault=None, quiet=False, missing=(), forget=None, tamper=None,
         failures.append("leak: %d pool allocation(s), %d MDL(s), %d mapping(s) left" % (pools, mdls, mappings))
     elif set(world.paging.truth) != before:
         failures.append("the world still maps %d page(s) the driver had" % len(set(world.paging.truth) - before))
+    if world.open_keys:
+        failures.append("leak: registry handle(s) %s left open" % ", ".join("%#x" % h for h in world.open_keys))
     return world, status, failures + ["rule broken: " + v for v in world.violations]
 
 
-def run_fault(path, fault):
-    """One fault-injection run; returns the failures."""
-    world, status, failures = emulate(path, fault)
+def run_fault(path, fault, parameters=None):
+    """One fault-injection run (the seed's sequence when `parameters` ask
+    for it); returns the failures."""
+    if fault == "ZwQueryValueKey" and parameters is None:
+        parameters = {}  # a Parameters key, so that the value is read
+    world, status, failures = emulate(path, fault, quiet=True, parameters=parameters)
     want_status, want_line = FAULTS[fault]
+    names = ("pool", "mapping") if parameters and "mappingmethod" in parameters else ("mdl-mapping", "partial-mapping")
+    want_line = want_line or {"walk-contradicts": "vmwalk: %s and %s do not share a page" % names,
+                              "MmCopyMemory": "vmwalk: walk of %s" % names[0],
+                              "MmGetPhysicalAddress": "vmwalk: disagreement for %s" % names[0]}[fault]
     if status != want_status:
         failures.append("%s: DriverEntry returned 0x%08X, want 0x%08X" % (fault, status, want_status))
     errors = [line for level, line in world.lines if level == DPFLTR_ERROR_LEVEL]
     if want_status == STATUS_SUCCESS:  # the load goes on; the walk logs the failure
         if not any(line.startswith(want_line) for line in errors):
             failures.append("%s: no error line starting %r (got %r)" % (fault, want_line, errors))
-    elif not errors or not errors[0].startswith(want_line):
+    elif not any(line.startswith(want_line) for line in errors):
         failures.append("%s: no error line starting %r (got %r)" % (fault, want_line, errors))
     elif "0x%08X" % want_status not in errors[-1]:
         failures.append("%s: the status is not logged (got %r)" % (fault, errors))
@@ -525,10 +820,14 @@ def self_test(path):
             record.live = True
         return 0
 
-    def move_pool(world):  # the world believes the pool is one page further
-        pool = next(iter(world.pools))
-        pa, size = world.paging.truth[pool]
-        world.paging.truth[pool] = (pa + PAGE, size)
+    def first_address(world):
+        names, landmarks, _ = the_two_addresses(world)
+        return landmarks[names[0]][0]
+
+    def move_pool(world):  # the world believes the first address is one page further
+        first = first_address(world)
+        pa, size = world.paging.truth[first]
+        world.paging.truth[first] = (pa + PAGE, size)
 
     def move_self_map(world):
         world.paging.self_index ^= 1
@@ -537,7 +836,7 @@ def self_test(path):
         world.pools[next(iter(world.pools))].tag ^= 1
 
     def flip_pool_pte_bit(world):  # same translation, one entry differs: the per-entry check
-        level, slot, entry = world.paging.walk(next(iter(world.pools)))[-1]
+        level, slot, entry = world.paging.walk(first_address(world))[-1]
         world.paging.memory.write_u64(slot, entry ^ paging.RW)
     cases = [
         ("a leaked MDL", dict(forget=revive_mdls), "leak: 0 pool allocation(s), 1 MDL(s)"),
@@ -547,8 +846,12 @@ def self_test(path):
          "unhandled import ntoskrnl.MmSystemRangeStart"),
         ("a wrong physical address", dict(tamper=move_pool), "-> physical 0x"),
         ("a wrong self-map index", dict(tamper=move_self_map), "the world's self-map is entry"),
-        ("a wrong pool tag at the free", dict(tamper=flip_pool_tag), "rule broken: ExFreePoolWithTag("),
-        ("one bit of the pool's PTE", dict(tamper=flip_pool_pte_bit), "the world's entry is at phys"),
+        ("a wrong pool tag at the free", dict(tamper=flip_pool_tag, parameters=seed_registry()),
+         "rule broken: ExFreePoolWithTag("),
+        ("one bit of the first address's PTE", dict(tamper=flip_pool_pte_bit), "the world's entry is at phys"),
+        ("the seed's sequence under the Verifier model", dict(verifier=True, force=True, parameters=seed_registry()),
+         "bug check 0xc4 (DRIVER_VERIFIER_DETECTED_VIOLATION), subcode 0xb2"),
+        ("a registry handle left open", dict(forget_close=True), "leak: registry handle(s) 0x80 left open"),
     ]
     passed = 0
     for name, breakage, expected in cases:
@@ -590,14 +893,26 @@ def main():
     mode.add_argument("--fail", choices=sorted(FAULTS), help="make this kernel call fail")
     mode.add_argument("--fault-injection", action="store_true", help="make each kernel call fail in turn")
     mode.add_argument("--self-test", action="store_true", help="check that the harness catches a leak, unhandled imports and wrong addresses")
-    mode.add_argument("--corrupt", choices=sorted(paging.CORRUPTIONS), help="break one entry of the pool's walk")
+    mode.add_argument("--corrupt", choices=sorted(paging.CORRUPTIONS), help="break one entry of the first address's walk")
     mode.add_argument("--corruption-tests", action="store_true", help="run each corruption, and a 5-level world")
     parser.add_argument("--la57", action="store_true", help="5-level paging")
     parser.add_argument("--seed", type=int, help="seed of the world's random choices")
+    parser.add_argument("--verifier", action="store_true", help="model Driver Verifier's MDL rules (bug check 0xC4)")
+    parser.add_argument("--seed-sequence", action="store_true",
+                        help="set Parameters\\MappingMethod to NonPagedPoolMdl; with --verifier, bypass the refusal")
+    parser.add_argument("--registry", action="append", default=[], metavar="NAME=VALUE",
+                        help="a REG_SZ value under the service's Parameters key")
     args = parser.parse_args()
+    parameters = None
+    for setting in args.registry:
+        name, equals, value = setting.partition("=")
+        if not equals or not name:
+            one_line_error("--registry wants NAME=VALUE, got %r" % setting)
+        parameters = (parameters or {}) | {name.lower(): seed_registry(value)["mappingmethod"]}
     if args.parse_only:
         return 0
-
+    if args.seed_sequence:
+        parameters = (parameters or {}) | seed_registry()
     if args.self_test:
         passed, failed = self_test(args.sys)
         print("harness-self-test: %d passed, %d failed" % (passed, failed))
@@ -607,25 +922,34 @@ def main():
         print("corruption: %d passed, %d failed" % (passed, failed))
         return 1 if failed else 0
     if args.fail:
-        failures = run_fault(args.sys, args.fail)
+        failures = run_fault(args.sys, args.fail, parameters)
     elif args.fault_injection:
-        world, status, failures = emulate(args.sys, quiet=True)
-        made = set(world.calls)
-        uncovered = made - set(FAULTS) - RELEASES - {"DbgPrintEx"}
-        if uncovered:
-            failures.append("no fault injected into %s" % sorted(uncovered))
-        passed = 0
-        for fault in FAULTS:
-            if fault != "not-aliased" and fault not in made:
-                failures.append("%s is never called" % fault)
-            fault_failures = run_fault(args.sys, fault)
-            failures += fault_failures
-            passed += not fault_failures
-            print("harness: %s: %s" % (fault, "ok" if not fault_failures else "FAILED"))
-        print("fault-injection: %d passed, %d failed" % (passed, len(FAULTS) - passed))
+        failures, passed, runs = [], 0, 0
+        for method, parameters, skip in (("default", None, SEED_ONLY), ("seed sequence", seed_registry(), DEFAULT_ONLY)):
+            world, status, clean = emulate(args.sys, quiet=True, parameters=parameters)
+            failures += clean
+            made = set(world.calls)
+            if method == "default":
+                _, _, _ = emulate(args.sys, quiet=True, parameters={})  # a Parameters key: ZwQueryValueKey runs
+            uncovered = made - set(FAULTS) - RELEASES - {"DbgPrintEx"}
+            if uncovered:
+                failures.append("%s: no fault injected into %s" % (method, sorted(uncovered)))
+            for fault in FAULTS:
+                if fault in skip:
+                    continue
+                if fault[0].isupper() and fault not in made and fault != "ZwQueryValueKey":
+                    failures.append("%s: %s is never called" % (method, fault))
+                fault_failures = run_fault(args.sys, fault, parameters)
+                failures += fault_failures
+                passed += not fault_failures
+                runs += 1
+                print("harness: %s, %s: %s" % (method, fault, "ok" if not fault_failures else "FAILED"))
+        print("fault-injection: %d passed, %d failed" % (passed, runs - passed))
     else:
-        _, status, failures = emulate(args.sys, la57=args.la57, corrupt=args.corrupt, seed=args.seed)
-        if status != STATUS_SUCCESS:
+        _, status, failures = emulate(args.sys, la57=args.la57, corrupt=args.corrupt, seed=args.seed,
+                                      verifier=args.verifier, parameters=parameters,
+                                      force=args.verifier and args.seed_sequence)
+        if status is not None and status != STATUS_SUCCESS:
             failures.append("DriverEntry failed with 0x%08X" % status)
 
     for failure in failures:

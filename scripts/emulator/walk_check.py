@@ -1,7 +1,7 @@
 """The driver's account of its page tables, checked against the world.
 
 After mapping, the driver logs the paging registers, the self-map, and for
-each of its addresses (pool, mapping, DriverEntry, stack) the walk, entry by
+each of its addresses (its page's two addresses, DriverEntry, stack) the walk, entry by
 entry, and the physical address. Every address in those lines must be the
 world's: the registers the harness gave it, the self-map index it chose, the
 physical address of each table entry and what it contains, where that entry
@@ -13,7 +13,7 @@ import re
 import world as paging
 
 DPFLTR_ERROR_LEVEL = 0
-WALKED = ("pool", "mapping", "DriverEntry", "stack")
+OTHER_WALKS = ("DriverEntry", "stack")
 
 # The lines of the driver's walk (hex is lower-case, with 0x).
 PAGING_LINE = re.compile(r"vmwalk: paging: CR3 0x([0-9a-f]+) CR4 0x([0-9a-f]+) EFER 0x([0-9a-f]+), "
@@ -24,7 +24,8 @@ WALK_LINE = re.compile(r"vmwalk: walk of (\S+) 0x([0-9a-f]+) (?:\(([^)]*)\):|fai
 ENTRY_LINE = re.compile(r"vmwalk: +(\S+) at 0x([0-9a-f]+) \(phys 0x([0-9a-f]+)\) contains 0x([0-9a-f]+)")
 RESULT_LINE = re.compile(r"vmwalk: (\S+) 0x([0-9a-f]+) -> physical 0x([0-9a-f]+)")
 SPLIT_LINE = re.compile(r"vmwalk: MmHighestUserAddress 0x([0-9a-f]+), MmSystemRangeStart 0x([0-9a-f]+)")
-SHARE_LINE = re.compile(r"vmwalk: pool and mapping share PFN 0x([0-9a-f]+)")
+SHARE_LINE = re.compile(r"vmwalk: (\S+) and (\S+) share PFN 0x([0-9a-f]+) through two PTEs, "
+                        r"at phys 0x([0-9a-f]+) and 0x([0-9a-f]+)")
 PTE_BLOCK_LINE = re.compile(r"vmwalk: as !pte 0x([0-9a-f]+) shows it:")
 # What the walker says about each corruption.
 EXPLANATIONS = {"not-present": "is not present", "reserved": "has a reserved bit set",
@@ -89,12 +90,13 @@ def expected_pte_block(w, va):
     return rows, details
 
 
-def check_world(lines, w, landmarks, pool_pfn, expect):
+def check_world(lines, w, landmarks, pool_pfn, expect, names=("pool", "mapping")):
     """Every address the driver printed in `lines` ([(level, text)]) is the
     world `w`'s; returns the failures and a summary. `landmarks`: {name:
-    (first, end)} where each walked address must lie; `expect`: "clean" or a
-    corruption (the lines a successful load must print then), or None (check
-    only what is printed)."""
+    (first, end)} where each walked address must lie; `names`: what the
+    driver calls its page's two addresses (the first is the one corrupted);
+    `expect`: "clean" or a corruption (the lines a successful load must print
+    then), or None (check only what is printed)."""
     failures = []
     seen = {"walk": {}, "failed": {}, "result": {}, "share": [], "paging": 0, "self-map": 0, "entries": 0,
             "software": 0, "blocks": 0}
@@ -162,11 +164,16 @@ def check_world(lines, w, landmarks, pool_pfn, expect):
                 failures.append("%r: the harness exports %#x and %#x"
                                 % (line, paging.HIGHEST_USER_ADDRESS, paging.SYSTEM_RANGE_START))
         elif m := SHARE_LINE.match(line):
-            seen["share"].append(int(m[1], 16))
-            if int(m[1], 16) != pool_pfn:
-                failures.append("%r: the pool's PFN is %#x" % (line, pool_pfn))
+            seen["share"].append(int(m[3], 16))
+            if int(m[3], 16) != pool_pfn:
+                failures.append("%r: the page's PFN is %#x" % (line, pool_pfn))
+            if (m[1], m[2]) != names:
+                failures.append("%r: the addresses are %s and %s" % (line, names[0], names[1]))
+            slots = tuple(w.walk(landmarks[name][0])[-1][1] for name in names)
+            if (int(m[4], 16), int(m[5], 16)) != slots or slots[0] == slots[1]:
+                failures.append("%r: the world's PTEs are at phys %#x and %#x" % ((line,) + slots))
     if expect is not None:
-        failures += missing_lines(lines, seen, expect)
+        failures += missing_lines(lines, seen, expect, names)
     summary = ("%d translations, %d walks (%d entries), %d-level, self-map index %#x, PFN %s"
                % (len(seen["result"]), len(seen["walk"]), seen["entries"], w.levels, w.self_index,
                   ", ".join("%#x" % pfn for pfn in seen["share"]) or "not shared"))
@@ -190,28 +197,30 @@ def count_software_lines(level, entry, w):
     return kind_lines + (level != 1)
 
 
-def missing_lines(lines, seen, expect):
+def missing_lines(lines, seen, expect, names):
     """What a successful load must print but did not (or must not but did)."""
     failures = []
-    if seen["blocks"] != len(WALKED):
-        failures.append("want a !pte block for each of %d walks, got %d" % (len(WALKED), seen["blocks"]))
+    first = names[0]
+    walks = names + OTHER_WALKS
+    if seen["blocks"] != len(walks):
+        failures.append("want a !pte block for each of %d walks, got %d" % (len(walks), seen["blocks"]))
     if seen["paging"] != 1 or seen["self-map"] != 1:
         failures.append("want one paging line and one self-map line, got %d and %d" % (seen["paging"], seen["self-map"]))
-    walked = [name for name in WALKED if not (expect != "clean" and name == "pool")]
+    walked = [name for name in walks if not (expect != "clean" and name == first)]
     failures += ["no walk of %s" % name for name in walked if name not in seen["walk"]]
     failures += ["no `%s ... -> physical` line" % name for name in walked if name not in seen["result"]]
     errors = [text for level, text in lines if level == DPFLTR_ERROR_LEVEL]
     if expect == "clean":
         if len(seen["share"]) != 1:
-            failures.append("want one `pool and mapping share PFN` line, got %d" % len(seen["share"]))
+            failures.append("want one `%s and %s share PFN` line, got %d" % (names + (len(seen["share"]),)))
         failures += ["error line %r" % line for line in errors]
     else:
-        explanation = seen["failed"].get("pool", "")
+        explanation = seen["failed"].get(first, "")
         if EXPLANATIONS[expect] not in explanation:
-            failures.append("%s: want `walk of pool ... failed: ...%s...`, got %r"
-                            % (expect, EXPLANATIONS[expect], explanation or None))
+            failures.append("%s: want `walk of %s ... failed: ...%s...`, got %r"
+                            % (expect, first, EXPLANATIONS[expect], explanation or None))
         if expect in paging.SOFTWARE and seen["software"] == 0:
-            failures.append("%s: the pool's software PTE was not printed" % expect)
-        if seen["share"] or "pool" in seen["result"]:
-            failures.append("%s: the pool's corrupted walk still gave a result or a shared PFN" % expect)
+            failures.append("%s: the %s's software PTE was not printed" % (expect, first))
+        if seen["share"] or first in seen["result"]:
+            failures.append("%s: the %s's corrupted walk still gave a result or a shared PFN" % (expect, first))
     return failures

@@ -31,6 +31,12 @@
 //!   `_MM_PAGE_PRIORITY::HighPagePriority as u32 | MdlMappingNoExecute`).
 //! - Struct layouts (`MDL` 0x30 bytes, `DRIVER_OBJECT` with `DriverUnload` at
 //!   0x68): the wdm.h definitions.
+//! - `MmAllocatePagesForMdlEx`, `MmFreePagesFromMdl`, `IoBuildPartialMdl`,
+//!   `ZwOpenKey`, `ZwQueryValueKey`, `ZwClose` (wdm.h) and
+//!   `MmIsDriverVerifying` (ntddk.h, returning `LOGICAL`, a `ULONG`): their
+//!   WDK reference pages; `OBJECT_ATTRIBUTES` (0x30 bytes, `ObjectName` at
+//!   0x10, `Attributes` at 0x18) from ntdef.h; `MDL_*` flags and
+//!   `MM_ALLOCATE_FULLY_REQUIRED` (4) from wdm.h.
 //! - `MmCopyMemory` (ntddk.h) and `MmGetPhysicalAddress` (wdm.h): their WDK
 //!   reference pages; `MM_COPY_ADDRESS` is a struct around an anonymous union
 //!   (`ns-ntddk-_mm_copy_address`), which bindgen names
@@ -66,9 +72,18 @@ const _: () = {
     assert!(_MEMORY_CACHING_TYPE::MmCached == 1);
     assert!(_MM_PAGE_PRIORITY::NormalPagePriority == 16);
     assert!(MdlMappingNoExecute == 0x4000_0000);
+    assert!(MDL_MAPPED_TO_SYSTEM_VA == 0x1 && MDL_PAGES_LOCKED == 0x2);
     assert!(MDL_SOURCE_IS_NONPAGED_POOL == 0x4);
+    assert!(MDL_PARTIAL == 0x10 && MDL_PARTIAL_HAS_BEEN_MAPPED == 0x20);
+    assert!(MM_ALLOCATE_FULLY_REQUIRED == 0x4);
+    assert!(OBJ_CASE_INSENSITIVE == 0x40 && OBJ_KERNEL_HANDLE == 0x200);
+    assert!(REG_SZ == 1);
+    assert!(_KEY_VALUE_INFORMATION_CLASS::KeyValuePartialInformation == 2);
+    assert!(size_of::<OBJECT_ATTRIBUTES>() == 0x30);
+    assert!(offset_of!(OBJECT_ATTRIBUTES, ObjectName) == 0x10);
+    assert!(offset_of!(OBJECT_ATTRIBUTES, Attributes) == 0x18);
     assert!(_DPFLTR_TYPE::DPFLTR_IHVDRIVER_ID == 77);
-    assert!(DPFLTR_ERROR_LEVEL == 0 && DPFLTR_INFO_LEVEL == 3);
+    assert!(DPFLTR_ERROR_LEVEL == 0 && DPFLTR_WARNING_LEVEL == 1 && DPFLTR_INFO_LEVEL == 3);
     assert!(POOL_FLAG_NON_PAGED == 0x40);
     assert!(STATUS_SUCCESS == 0);
     assert!(STATUS_INSUFFICIENT_RESOURCES.cast_unsigned() == 0xC000_009A);

@@ -32,6 +32,10 @@ pub type KPROCESSOR_MODE = CCHAR;
 pub type PVOID = *mut c_void;
 pub type PCSTR = *const CHAR;
 pub type WCHAR = u16;
+pub type HANDLE = PVOID;
+pub type ACCESS_MASK = ULONG;
+/// `LOGICAL` (ntdef.h): a `ULONG` used as a boolean.
+pub type LOGICAL = ULONG;
 
 /// `enum _MODE` (wdm.h), bindgen `ModuleConsts` style.
 pub mod _MODE {
@@ -49,6 +53,12 @@ pub mod _MM_PAGE_PRIORITY {
     pub type Type = core::ffi::c_int;
     pub const NormalPagePriority: Type = 16;
 }
+/// `enum _KEY_VALUE_INFORMATION_CLASS` (wdm.h).
+pub mod _KEY_VALUE_INFORMATION_CLASS {
+    pub type Type = core::ffi::c_int;
+    pub const KeyValuePartialInformation: Type = 2;
+}
+pub type KEY_VALUE_INFORMATION_CLASS = _KEY_VALUE_INFORMATION_CLASS::Type;
 /// `enum _DPFLTR_TYPE` (dpfilter.h).
 pub mod _DPFLTR_TYPE {
     pub type Type = core::ffi::c_int;
@@ -60,8 +70,17 @@ pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = -1_073_741_670_i32;
 pub const STATUS_INTERNAL_ERROR: NTSTATUS = -1_073_741_595_i32;
 pub const POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x0000_0000_0000_0040;
 pub const MdlMappingNoExecute: u32 = 0x4000_0000;
+pub const MDL_MAPPED_TO_SYSTEM_VA: u32 = 0x0001;
+pub const MDL_PAGES_LOCKED: u32 = 0x0002;
 pub const MDL_SOURCE_IS_NONPAGED_POOL: u32 = 0x0004;
+pub const MDL_PARTIAL: u32 = 0x0010;
+pub const MDL_PARTIAL_HAS_BEEN_MAPPED: u32 = 0x0020;
+pub const MM_ALLOCATE_FULLY_REQUIRED: u32 = 0x0000_0004;
+pub const OBJ_CASE_INSENSITIVE: u32 = 0x0000_0040;
+pub const OBJ_KERNEL_HANDLE: u32 = 0x0000_0200;
+pub const REG_SZ: u32 = 1;
 pub const DPFLTR_ERROR_LEVEL: u32 = 0;
+pub const DPFLTR_WARNING_LEVEL: u32 = 1;
 pub const DPFLTR_INFO_LEVEL: u32 = 3;
 pub const MM_COPY_MEMORY_PHYSICAL: u32 = 0x1;
 
@@ -123,6 +142,19 @@ pub struct _UNICODE_STRING {
 pub type UNICODE_STRING = _UNICODE_STRING;
 pub type PUNICODE_STRING = *mut UNICODE_STRING;
 pub type PCUNICODE_STRING = *const UNICODE_STRING;
+
+/// `struct _OBJECT_ATTRIBUTES` (ntdef.h).
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct _OBJECT_ATTRIBUTES {
+    pub Length: ULONG,
+    pub RootDirectory: HANDLE,
+    pub ObjectName: PUNICODE_STRING,
+    pub Attributes: ULONG,
+    pub SecurityDescriptor: PVOID,
+    pub SecurityQualityOfService: PVOID,
+}
+pub type OBJECT_ATTRIBUTES = _OBJECT_ATTRIBUTES;
 
 /// `struct _MDL` (wdm.h); the page frame numbers follow it in memory.
 #[repr(C)]
@@ -195,6 +227,36 @@ unsafe extern "C" {
         Priority: ULONG,
     ) -> PVOID;
     pub fn MmUnmapLockedPages(BaseAddress: PVOID, MemoryDescriptorList: PMDL);
+    pub fn MmAllocatePagesForMdlEx(
+        LowAddress: PHYSICAL_ADDRESS,
+        HighAddress: PHYSICAL_ADDRESS,
+        SkipBytes: PHYSICAL_ADDRESS,
+        TotalBytes: SIZE_T,
+        CacheType: MEMORY_CACHING_TYPE,
+        Flags: ULONG,
+    ) -> PMDL;
+    pub fn MmFreePagesFromMdl(MemoryDescriptorList: PMDL);
+    pub fn IoBuildPartialMdl(
+        SourceMdl: PMDL,
+        TargetMdl: PMDL,
+        VirtualAddress: PVOID,
+        Length: ULONG,
+    );
+    pub fn MmIsDriverVerifying(DriverObject: *mut _DRIVER_OBJECT) -> LOGICAL;
+    pub fn ZwOpenKey(
+        KeyHandle: *mut HANDLE,
+        DesiredAccess: ACCESS_MASK,
+        ObjectAttributes: *mut OBJECT_ATTRIBUTES,
+    ) -> NTSTATUS;
+    pub fn ZwQueryValueKey(
+        KeyHandle: HANDLE,
+        ValueName: PUNICODE_STRING,
+        KeyValueInformationClass: KEY_VALUE_INFORMATION_CLASS,
+        KeyValueInformation: PVOID,
+        Length: ULONG,
+        ResultLength: *mut ULONG,
+    ) -> NTSTATUS;
+    pub fn ZwClose(Handle: HANDLE) -> NTSTATUS;
     pub fn DbgPrintEx(ComponentId: ULONG, Level: ULONG, Format: PCSTR, ...) -> ULONG;
     pub fn MmCopyMemory(
         TargetAddress: PVOID,

@@ -5,6 +5,9 @@ use crate::ffi::{NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_INTERNAL_ERROR}
 /// A failed step of `DriverEntry`; everything acquired before it is released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DriverError {
+    /// `MmAllocatePagesForMdlEx` returned NULL, or less than a page.
+    #[error("MmAllocatePagesForMdlEx returned no page")]
+    PageAllocation,
     /// `ExAllocatePool2` returned NULL.
     #[error("ExAllocatePool2 returned NULL")]
     PoolAllocation,
@@ -19,8 +22,15 @@ pub enum DriverError {
     Mapping,
     /// The pattern written through the pool address did not read back through
     /// the mapping.
-    #[error("the mapping does not alias the pool buffer")]
+    #[error("the second address does not alias the first")]
     NotAliased,
+    /// The second address is the first one: nothing would be proven.
+    #[error("the second address is the first one")]
+    SameAddress,
+    /// Walking the page tables contradicts the alias: one PTE for both
+    /// addresses, or two different frames.
+    #[error("the page tables contradict the alias")]
+    WalkContradicts,
 }
 
 impl DriverError {
@@ -30,10 +40,12 @@ impl DriverError {
     #[must_use]
     pub const fn status(self) -> NTSTATUS {
         match self {
-            Self::PoolAllocation | Self::MdlAllocation | Self::Mapping => {
+            Self::PageAllocation | Self::PoolAllocation | Self::MdlAllocation | Self::Mapping => {
                 STATUS_INSUFFICIENT_RESOURCES
             }
-            Self::MdlNotBuilt | Self::NotAliased => STATUS_INTERNAL_ERROR,
+            Self::MdlNotBuilt | Self::NotAliased | Self::SameAddress | Self::WalkContradicts => {
+                STATUS_INTERNAL_ERROR
+            }
         }
     }
 }

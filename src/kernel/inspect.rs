@@ -1,21 +1,15 @@
 //! What the driver shows after mapping: the paging registers, the self-map,
 //! and a walk of its own addresses, cross-checked against what Windows says.
-//! Nothing here fails the load: a disagreement or a walker error is logged.
+//! Only a walk that contradicts the alias fails the load; a disagreement
+//! with Windows or a walker error is logged.
 
-use core::fmt::{self, Write as _};
-
+use super::line::log;
 use super::memory::address;
-use super::{KernelApi, KernelMemory, Line, Mapping};
-use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, PVOID, ULONG};
+use super::{Alias, DriverError, KernelApi, KernelMemory};
+use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, PVOID};
 use crate::walker::software_pte::InvalidPteMask;
 use crate::walker::windbg::{EntryLine, PteBlock};
 use crate::walker::{Paging, PagingMode, Path, PhysAddr, PhysicalMemory, SelfMap, VirtAddr};
-
-fn log<K: KernelApi>(kernel: &K, level: ULONG, args: fmt::Arguments<'_>) {
-    let mut line = Line::new();
-    let _ = line.write_fmt(args); // Line never fails; a long line is cut
-    kernel.dbg_print_line(level, line.as_cstr());
-}
 
 /// Where Windows splits user and system space.
 #[derive(Clone, Copy)]
@@ -46,34 +40,64 @@ struct Walker<'k, K: KernelApi> {
     invalid_pte_mask: InvalidPteMask,
 }
 
+/// Where a walk ended: the physical address and the leaf entry's.
+#[derive(Clone, Copy)]
+struct Walked {
+    pa: PhysAddr,
+    leaf_entry: PhysAddr,
+}
+
 /// Walks and logs the driver's own addresses, as `!pte` shows them.
 ///
-/// The pool buffer, its second mapping, `code` (`DriverEntry`) and a stack
-/// address; the pool and the mapping are checked against
-/// `MmGetPhysicalAddress` and the MDL's PFN array.
-pub fn inspect<K: KernelApi>(mapping: &Mapping<'_, K>, code: VirtAddr) {
-    let walker = Walker::new(mapping.kernel());
-    let pool = address(mapping.mdl().buffer().base());
-    let mapped = address(mapping.base());
-    let mdl_pfn = mapping.mdl().first_pfn();
-    let pool_pfn = walker.walk_and_check("pool", pool, mdl_pfn);
-    let mapped_pfn = walker.walk_and_check("mapping", mapped, mdl_pfn);
-    match (pool_pfn, mapped_pfn) {
-        (Some(a), Some(b)) if a == b => log(
+/// The alias's two addresses, `code` (`DriverEntry`) and a stack address;
+/// the two addresses are checked against `MmGetPhysicalAddress` and the
+/// MDL's PFN array.
+///
+/// # Errors
+/// [`DriverError::WalkContradicts`] when both addresses translate but through
+/// one PTE, or to two different frames (logged).
+pub fn inspect<K: KernelApi>(alias: &Alias<'_, K>, code: VirtAddr) -> Result<(), DriverError> {
+    let walker = Walker::new(alias.kernel());
+    let (first_name, second_name) = alias.names();
+    let mdl_pfn = alias.pfn();
+    let first = walker.walk_and_check(first_name, address(alias.first()), mdl_pfn);
+    let second = walker.walk_and_check(second_name, address(alias.second()), mdl_pfn);
+    if let (Some(a), Some(b)) = (first, second) {
+        let (a_pfn, b_pfn) = (a.pa.0 >> 12, b.pa.0 >> 12);
+        if a.leaf_entry == b.leaf_entry {
+            log(
+                walker.kernel,
+                DPFLTR_ERROR_LEVEL,
+                format_args!(
+                    "vmwalk: {first_name} and {second_name} translate through one PTE, at phys {:#x}: not two mappings\n",
+                    a.leaf_entry.0
+                ),
+            );
+            return Err(DriverError::WalkContradicts);
+        }
+        if a_pfn != b_pfn {
+            log(
+                walker.kernel,
+                DPFLTR_ERROR_LEVEL,
+                format_args!(
+                    "vmwalk: {first_name} and {second_name} do not share a page: PFN {a_pfn:#x} and {b_pfn:#x}\n"
+                ),
+            );
+            return Err(DriverError::WalkContradicts);
+        }
+        log(
             walker.kernel,
             DPFLTR_INFO_LEVEL,
-            format_args!("vmwalk: pool and mapping share PFN {a:#x}\n"),
-        ),
-        (Some(a), Some(b)) => log(
-            walker.kernel,
-            DPFLTR_ERROR_LEVEL,
-            format_args!("vmwalk: pool and mapping do not share a page: PFN {a:#x} and {b:#x}\n"),
-        ),
-        _ => {}
+            format_args!(
+                "vmwalk: {first_name} and {second_name} share PFN {a_pfn:#x} through two PTEs, at phys {:#x} and {:#x}\n",
+                a.leaf_entry.0, b.leaf_entry.0
+            ),
+        );
     }
     walker.walk("DriverEntry", code.0);
     let on_stack = 0_u8;
     walker.walk("stack", (&raw const on_stack).addr() as u64);
+    Ok(())
 }
 
 impl<'k, K: KernelApi> Walker<'k, K> {
@@ -138,7 +162,7 @@ impl<'k, K: KernelApi> Walker<'k, K> {
     }
 
     /// Logs the walk of `va` and its result; the physical address if it translates.
-    fn walk(&self, name: &str, va: u64) -> Option<PhysAddr> {
+    fn walk(&self, name: &str, va: u64) -> Option<Walked> {
         let kernel = self.kernel;
         let side = self.split.side(va);
         log(
@@ -178,7 +202,8 @@ impl<'k, K: KernelApi> Walker<'k, K> {
                         pa.0
                     ),
                 );
-                Some(pa)
+                let leaf_entry = path.last().map_or(PhysAddr(0), |leaf| leaf.addr);
+                Some(Walked { pa, leaf_entry })
             }
             Err(fault) => {
                 log(
@@ -220,16 +245,16 @@ impl<'k, K: KernelApi> Walker<'k, K> {
     }
 
     /// Walks `va` and compares the result with `MmGetPhysicalAddress` and the
-    /// MDL's PFN; the PFN when all three agree.
-    fn walk_and_check(&self, name: &str, va: u64, mdl_pfn: u64) -> Option<u64> {
+    /// MDL's PFN (a disagreement is logged); where the walk ended.
+    fn walk_and_check(&self, name: &str, va: u64, mdl_pfn: u64) -> Option<Walked> {
         let walked = self.walk(name, va)?;
-        // SAFETY: `va` is the driver's own pool buffer or its mapping: valid
-        // nonpaged addresses while the mapping is alive.
+        // SAFETY: `va` is one of the two addresses of the driver's page:
+        // valid and nonpaged while the alias lives.
         let windows = unsafe { self.kernel.mm_get_physical_address(va as PVOID) };
         // SAFETY: every bit pattern of the union is a valid QuadPart.
         let windows = unsafe { windows.QuadPart }.cast_unsigned();
-        let pfn = walked.0 >> 12;
-        if walked.0 == windows && pfn == mdl_pfn {
+        let pfn = walked.pa.0 >> 12;
+        if walked.pa.0 == windows && pfn == mdl_pfn {
             log(
                 self.kernel,
                 DPFLTR_INFO_LEVEL,
@@ -237,18 +262,17 @@ impl<'k, K: KernelApi> Walker<'k, K> {
                     "vmwalk: {name} {va:#x}: MmGetPhysicalAddress {windows:#x} and MDL PFN {mdl_pfn:#x} agree with the walk\n"
                 ),
             );
-            Some(pfn)
         } else {
             log(
                 self.kernel,
                 DPFLTR_ERROR_LEVEL,
                 format_args!(
                     "vmwalk: disagreement for {name} {va:#x}: walk {:#x}, MmGetPhysicalAddress {windows:#x}, MDL PFN {mdl_pfn:#x}\n",
-                    walked.0
+                    walked.pa.0
                 ),
             );
-            None
         }
+        Some(walked)
     }
 }
 

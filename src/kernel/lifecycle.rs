@@ -3,33 +3,44 @@
 use core::cell::UnsafeCell;
 
 use super::memory::address;
-use super::{DriverError, KernelApi, LogFormat, Mapping, Mdl, PAGE_SIZE, PoolBuffer};
+use super::{Alias, DriverError, KernelApi, LogFormat, MappingMethod, inspect};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, ULONG};
+use crate::walker::VirtAddr;
 
 /// Pool tag "vmwk", as `!pool` and poolmon show it (stored little-endian).
 pub const POOL_TAG: ULONG = u32::from_le_bytes(*b"vmwk");
 
-const LOADED: LogFormat = LogFormat::new(
-    c"vmwalk: DriverEntry succeeded; pool %p and its mapping %p stay until unload\n",
-);
+const LOADED: LogFormat =
+    LogFormat::new(c"vmwalk: DriverEntry succeeded; the page at %p and %p stays until unload\n");
 const ENTRY_FAILED: LogFormat =
     LogFormat::new(c"vmwalk: DriverEntry failed with NTSTATUS 0x%08X; nothing left allocated\n");
-const UNLOADING: LogFormat = LogFormat::new(c"vmwalk: DriverUnload: tearing down mapping %p\n");
+const UNLOADING: LogFormat = LogFormat::new(c"vmwalk: DriverUnload: tearing down %p and %p\n");
 const UNLOADED: LogFormat = LogFormat::new(c"vmwalk: DriverUnload done\n");
 
-/// `DriverEntry`'s work: a page of NX pool, an MDL for it, a second NX kernel
-/// mapping of its pages, and proof that both addresses alias. The returned
-/// mapping owns everything; keep it until [`unload`].
+/// `DriverEntry`'s work: one page at two kernel virtual addresses, proven to alias.
+///
+/// The page is made with `method`; the proof is two different addresses and
+/// one pattern, then a walk (two different PTEs, one frame), which also
+/// walks `code` (`DriverEntry`) and a stack address. The returned [`Alias`]
+/// owns everything; keep it until [`unload`].
 ///
 /// # Errors
 /// The step that failed, logged at error level, with everything acquired
 /// before it already released.
-pub fn load<K: KernelApi>(kernel: &K) -> Result<Mapping<'_, K>, DriverError> {
-    let result = acquire(kernel);
+pub fn load<K: KernelApi>(
+    kernel: &K,
+    method: MappingMethod,
+    code: VirtAddr,
+) -> Result<Alias<'_, K>, DriverError> {
+    let result = Alias::create(kernel, method, POOL_TAG).and_then(|alias| {
+        alias.check()?;
+        inspect(&alias, code)?;
+        Ok(alias)
+    });
     match &result {
-        Ok(mapping) => {
-            let pool = address(mapping.mdl().buffer().base());
-            kernel.dbg_print(DPFLTR_INFO_LEVEL, &LOADED, [pool, address(mapping.base())]);
+        Ok(alias) => {
+            let addresses = [address(alias.first()), address(alias.second())];
+            kernel.dbg_print(DPFLTR_INFO_LEVEL, &LOADED, addresses);
         }
         Err(error) => {
             let status = error.status().cast_unsigned();
@@ -39,18 +50,12 @@ pub fn load<K: KernelApi>(kernel: &K) -> Result<Mapping<'_, K>, DriverError> {
     result
 }
 
-fn acquire<K: KernelApi>(kernel: &K) -> Result<Mapping<'_, K>, DriverError> {
-    let buffer = PoolBuffer::allocate(kernel, PAGE_SIZE, POOL_TAG)?;
-    let mapping = Mapping::map(Mdl::describe(buffer)?)?;
-    mapping.check_alias()?;
-    Ok(mapping)
-}
-
-/// `DriverUnload`'s work: unmap, free the MDL, free the pool, in that order.
-pub fn unload<K: KernelApi>(mapping: Mapping<'_, K>) {
-    let kernel = mapping.kernel();
-    kernel.dbg_print(DPFLTR_INFO_LEVEL, &UNLOADING, [address(mapping.base()), 0]);
-    drop(mapping);
+/// `DriverUnload`'s work: the reverse of [`load`], by the ownership of [`Alias`].
+pub fn unload<K: KernelApi>(alias: Alias<'_, K>) {
+    let kernel = alias.kernel();
+    let addresses = [address(alias.first()), address(alias.second())];
+    kernel.dbg_print(DPFLTR_INFO_LEVEL, &UNLOADING, addresses);
+    drop(alias);
     kernel.dbg_print(DPFLTR_INFO_LEVEL, &UNLOADED, [0, 0]);
 }
 

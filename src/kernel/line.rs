@@ -1,7 +1,17 @@
 //! A log line formatted on the stack: no heap in the driver.
 
 use core::ffi::CStr;
-use core::fmt;
+use core::fmt::{self, Write as _};
+
+use super::KernelApi;
+use crate::ffi::ULONG;
+
+/// Formats `args` on the stack and logs it with `DbgPrintEx(..., "%s", line)`.
+pub(super) fn log<K: KernelApi>(kernel: &K, level: ULONG, args: fmt::Arguments<'_>) {
+    let mut line = Line::new();
+    let _ = line.write_fmt(args); // Line never fails; a long line is cut
+    kernel.dbg_print_line(level, line.as_cstr());
+}
 
 /// `DbgPrintEx` prints at most 512 bytes per call; our lines are shorter.
 const CAPACITY: usize = 256;

@@ -1,19 +1,26 @@
-//! Ownership wrappers: a [`Mapping`] owns the [`Mdl`] it maps, which owns the
-//! [`PoolBuffer`] it describes. Dropping one releases it before what it owns,
-//! so unmap, free MDL, free pool is the only possible teardown order, on the
-//! error paths of `DriverEntry` as in `DriverUnload`.
+//! Ownership wrappers: a [`Mapping`] owns the MDL it maps, which owns the
+//! memory it describes. Dropping one releases it before what it owns, so the
+//! teardown is the reverse of the setup by construction, on the error paths
+//! of `DriverEntry` as in `DriverUnload`:
+//!
+//! - default: [`PagesMdl`] (pages) < [`PartialMdl`] (a second MDL of them) <
+//!   `Mapping` of the partial MDL < `Mapping` of the pages' own MDL;
+//! - the seed's sequence: [`PoolBuffer`] < [`Mdl`] < `Mapping` of it.
 
+use core::marker::PhantomData;
 use core::ptr::{NonNull, null_mut};
 
 use super::{DriverError, KernelApi, LogFormat};
 use crate::ffi::{
     _MEMORY_CACHING_TYPE, _MM_PAGE_PRIORITY, _MODE, DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL,
-    KPROCESSOR_MODE, MDL, MDL_SOURCE_IS_NONPAGED_POOL, MdlMappingNoExecute, POOL_FLAG_NON_PAGED,
-    SIZE_T, ULONG,
+    KPROCESSOR_MODE, MDL, MDL_SOURCE_IS_NONPAGED_POOL, MM_ALLOCATE_FULLY_REQUIRED,
+    MdlMappingNoExecute, PHYSICAL_ADDRESS, POOL_FLAG_NON_PAGED, PVOID, SIZE_T, ULONG,
 };
 
 /// x64 page size; the buffer is one page so `ExAllocatePool2` page-aligns it.
 pub const PAGE_SIZE: usize = 0x1000;
+#[allow(clippy::cast_possible_truncation, reason = "a page is 4 KiB")]
+const PAGE_BYTES: ULONG = PAGE_SIZE as ULONG;
 
 const FALSE: u8 = 0;
 #[allow(clippy::cast_possible_truncation, reason = "KernelMode is 0")]
@@ -37,15 +44,20 @@ const MDL_FREED: LogFormat = LogFormat::new(c"vmwalk: IoFreeMdl freed MDL %p\n")
 const MAPPED: LogFormat = LogFormat::new(
     c"vmwalk: MmMapLockedPagesSpecifyCache(KernelMode, MmCached, NX) -> mapping %p of MDL %p\n",
 );
+const PAGES_ALLOCATED: LogFormat =
+    LogFormat::new(c"vmwalk: MmAllocatePagesForMdlEx(4 KiB, MmCached) -> MDL %p MdlFlags 0x%08X\n");
+const PAGES_FAILED: LogFormat = LogFormat::new(c"vmwalk: MmAllocatePagesForMdlEx failed (NULL)\n");
+const PAGES_SHORT: LogFormat = LogFormat::new(
+    c"vmwalk: MmAllocatePagesForMdlEx: MDL %p describes 0x%08X bytes, not one page\n",
+);
+const PAGES_FREED: LogFormat = LogFormat::new(
+    c"vmwalk: MmFreePagesFromMdl and ExFreePoolWithTag(0) freed the pages and MDL %p\n",
+);
+const PARTIAL_BUILT: LogFormat =
+    LogFormat::new(c"vmwalk: IoBuildPartialMdl: MDL %p MdlFlags 0x%08X\n");
 const MAP_FAILED: LogFormat =
     LogFormat::new(c"vmwalk: MmMapLockedPagesSpecifyCache failed (NULL) for MDL %p\n");
 const UNMAPPED: LogFormat = LogFormat::new(c"vmwalk: MmUnmapLockedPages unmapped %p\n");
-const ALIASED: LogFormat = LogFormat::new(
-    c"vmwalk: alias check passed: pattern written at pool %p reads back at mapping %p\n",
-);
-const NOT_ALIASED: LogFormat = LogFormat::new(
-    c"vmwalk: alias check failed: word 0x%08X of mapping %p differs from the pool buffer\n",
-);
 
 /// An address as a `DbgPrintEx` argument.
 pub(super) fn address<T>(pointer: NonNull<T>) -> u64 {
@@ -165,8 +177,7 @@ impl<'k, K: KernelApi> Mdl<'k, K> {
     pub fn flags(&self) -> u32 {
         // SAFETY: the MDL is live while `self` is; the kernel writes it only
         // inside the calls this wrapper makes.
-        let flags = unsafe { self.mdl.as_ref() }.MdlFlags;
-        u32::from(flags.cast_unsigned())
+        mdl_flags(unsafe { self.mdl.as_ref() })
     }
 
     /// The MDL (for the kernel calls that take a `PMDL`).
@@ -178,12 +189,9 @@ impl<'k, K: KernelApi> Mdl<'k, K> {
     /// The frame of the MDL's first page: the PFN array follows the header.
     #[must_use]
     pub const fn first_pfn(&self) -> u64 {
-        // SAFETY: the PFN array starts right after the MDL header, inside the
-        // MDL's allocation (it has one PFN per page of the non-empty buffer).
-        let pfn_array = unsafe { self.mdl.as_ptr().add(1) }.cast::<u64>();
         // SAFETY: the MDL is live and built (`describe` checked
-        // SOURCE_IS_NONPAGED_POOL), so the first PFN is written and 8-byte aligned.
-        unsafe { pfn_array.read() }
+        // SOURCE_IS_NONPAGED_POOL), so its PFN array is written.
+        unsafe { first_pfn_of(self.mdl) }
     }
 
     /// The pool buffer the MDL describes.
@@ -204,25 +212,38 @@ impl<K: KernelApi> Drop for Mdl<'_, K> {
     }
 }
 
-/// A second kernel mapping of the MDL's pages, unmapped on drop.
-pub struct Mapping<'k, K: KernelApi> {
-    mdl: Mdl<'k, K>,
-    base: NonNull<u8>,
+/// What a [`Mapping`] maps: an owner of an MDL whose pages are locked.
+pub trait Mappable<'k, K: KernelApi> {
+    /// The kernel the MDL came from.
+    fn kernel(&self) -> &'k K;
+    /// The MDL to map; the same for the whole life of `self`.
+    fn mdl_to_map(&self) -> NonNull<MDL>;
+    /// The frame of the first page the MDL describes (its PFN array).
+    fn first_pfn(&self) -> u64;
 }
 
-impl<'k, K: KernelApi> Mapping<'k, K> {
+/// A kernel mapping of the pages a [`Mappable`] describes, unmapped on drop,
+/// before what it owns is released.
+pub struct Mapping<'k, K: KernelApi, M: Mappable<'k, K>> {
+    mdl: M,
+    base: NonNull<u8>,
+    _kernel: PhantomData<&'k K>,
+}
+
+impl<'k, K: KernelApi, M: Mappable<'k, K>> Mapping<'k, K, M> {
     /// `MmMapLockedPagesSpecifyCache(KernelMode, MmCached, NULL, FALSE,
-    /// NormalPagePriority | MdlMappingNoExecute)`.
+    /// NormalPagePriority | MdlMappingNoExecute)` of `mdl.mdl_to_map()`.
     ///
     /// # Errors
-    /// [`DriverError::Mapping`]; the MDL and the buffer are freed before returning.
-    pub fn map(mdl: Mdl<'k, K>) -> Result<Self, DriverError> {
-        let kernel = mdl.buffer.kernel;
-        // SAFETY: the MDL is live and was built for nonpaged pool, whose pages
-        // are resident; BugCheckOnFailure is FALSE, so failure returns NULL.
+    /// [`DriverError::Mapping`]; `mdl` (and what it owns) is released before returning.
+    pub fn map(mdl: M) -> Result<Self, DriverError> {
+        let kernel = mdl.kernel();
+        let to_map = mdl.mdl_to_map();
+        // SAFETY: the MDL is live and describes locked pages (its owner's
+        // contract); BugCheckOnFailure is FALSE, so failure returns NULL.
         let raw = unsafe {
             kernel.mm_map_locked_pages_specify_cache(
-                mdl.mdl.as_ptr(),
+                to_map.as_ptr(),
                 KERNEL_MODE,
                 _MEMORY_CACHING_TYPE::MmCached,
                 null_mut(),
@@ -231,58 +252,15 @@ impl<'k, K: KernelApi> Mapping<'k, K> {
             )
         };
         let Some(base) = NonNull::new(raw.cast::<u8>()) else {
-            kernel.dbg_print(DPFLTR_ERROR_LEVEL, &MAP_FAILED, [address(mdl.mdl), 0]);
+            kernel.dbg_print(DPFLTR_ERROR_LEVEL, &MAP_FAILED, [address(to_map), 0]);
             return Err(DriverError::Mapping);
         };
-        kernel.dbg_print(
-            DPFLTR_INFO_LEVEL,
-            &MAPPED,
-            [address(base), address(mdl.mdl)],
-        );
-        Ok(Self { mdl, base })
-    }
-
-    /// Writes a pattern through the pool address and reads it back through
-    /// the mapping: equal words prove both addresses reach the same pages.
-    ///
-    /// # Errors
-    /// [`DriverError::NotAliased`] at the first word that differs.
-    #[allow(
-        clippy::cast_ptr_alignment,
-        reason = "a one-page pool buffer and its mapping are page aligned"
-    )]
-    pub fn check_alias(&self) -> Result<(), DriverError> {
-        let kernel = self.mdl.buffer.kernel;
-        let pool = self.mdl.buffer.base.as_ptr().cast::<u64>();
-        let mapped = self.base.as_ptr().cast::<u64>();
-        let words = self.mdl.buffer.len / size_of::<u64>();
-        for index in 0..words {
-            // SAFETY: `index` < `words`, so the word lies inside the live,
-            // 8-byte aligned buffer. Volatile: the compiler cannot know that
-            // the two addresses alias, so it must not reorder or elide.
-            unsafe { pool.wrapping_add(index).write_volatile(pattern(index)) };
-        }
-        for index in 0..words {
-            // SAFETY: the mapping covers the whole buffer and stays mapped
-            // while `self` lives.
-            let read = unsafe { mapped.wrapping_add(index).read_volatile() };
-            if read != pattern(index) {
-                let index = index as u64;
-                kernel.dbg_print(
-                    DPFLTR_ERROR_LEVEL,
-                    &NOT_ALIASED,
-                    [index, address(self.base)],
-                );
-                return Err(DriverError::NotAliased);
-            }
-        }
-        let pool = self.mdl.buffer.base;
-        kernel.dbg_print(
-            DPFLTR_INFO_LEVEL,
-            &ALIASED,
-            [address(pool), address(self.base)],
-        );
-        Ok(())
+        kernel.dbg_print(DPFLTR_INFO_LEVEL, &MAPPED, [address(base), address(to_map)]);
+        Ok(Self {
+            mdl,
+            base,
+            _kernel: PhantomData,
+        })
     }
 
     /// The mapping's kernel virtual address.
@@ -291,30 +269,218 @@ impl<'k, K: KernelApi> Mapping<'k, K> {
         self.base
     }
 
-    /// The mapped MDL.
+    /// What the mapping owns.
     #[must_use]
-    pub const fn mdl(&self) -> &Mdl<'k, K> {
+    pub const fn mdl(&self) -> &M {
         &self.mdl
     }
 
     /// The kernel the mapping was made with.
     #[must_use]
-    pub const fn kernel(&self) -> &'k K {
-        self.mdl.buffer.kernel
+    pub fn kernel(&self) -> &'k K {
+        self.mdl.kernel()
     }
 }
 
-impl<K: KernelApi> Drop for Mapping<'_, K> {
+impl<'k, K: KernelApi, M: Mappable<'k, K>> Drop for Mapping<'k, K, M> {
     fn drop(&mut self) {
-        let kernel = self.mdl.buffer.kernel;
-        // SAFETY: `base` came from mapping this (live) MDL and is unmapped only here.
-        unsafe { kernel.mm_unmap_locked_pages(self.base.as_ptr().cast(), self.mdl.mdl.as_ptr()) };
+        let kernel = self.mdl.kernel();
+        // SAFETY: `base` came from mapping this MDL, which `self.mdl` keeps
+        // live, and is unmapped only here.
+        unsafe {
+            kernel.mm_unmap_locked_pages(self.base.as_ptr().cast(), self.mdl.mdl_to_map().as_ptr());
+        };
         kernel.dbg_print(DPFLTR_INFO_LEVEL, &UNMAPPED, [address(self.base), 0]);
     }
 }
 
-/// Word `index` of the alias-check pattern: "vmwalk" plus the index, so a
-/// stale or shifted page cannot match by accident.
-const fn pattern(index: usize) -> u64 {
-    0x766d_7761_6c6b_0000 ^ index as u64
+impl<'k, K: KernelApi> Mappable<'k, K> for Mdl<'k, K> {
+    fn kernel(&self) -> &'k K {
+        self.buffer.kernel
+    }
+
+    fn mdl_to_map(&self) -> NonNull<MDL> {
+        self.mdl
+    }
+
+    fn first_pfn(&self) -> u64 {
+        Self::first_pfn(self)
+    }
+}
+
+/// The frame of an MDL's first page: the PFN array follows the header.
+///
+/// # Safety
+/// `mdl` is live and its PFN array is written (built, partial, or from
+/// `MmAllocatePagesForMdlEx`).
+const unsafe fn first_pfn_of(mdl: NonNull<MDL>) -> u64 {
+    // SAFETY: the PFN array starts right after the MDL header, inside the
+    // MDL's allocation (an MDL of a non-empty buffer has at least one PFN).
+    let pfn_array = unsafe { mdl.as_ptr().add(1) }.cast::<u64>();
+    // SAFETY: the caller guarantees the array is written; it is 8-byte aligned.
+    unsafe { pfn_array.read() }
+}
+
+/// One page from `MmAllocatePagesForMdlEx`: locked, not mapped, described by
+/// the MDL the call returns. Dropping frees the pages, then the MDL.
+pub struct PagesMdl<'k, K: KernelApi> {
+    kernel: &'k K,
+    mdl: NonNull<MDL>,
+}
+
+impl<'k, K: KernelApi> PagesMdl<'k, K> {
+    /// `MmAllocatePagesForMdlEx(0, ~0, 0, 4 KiB, MmCached, MM_ALLOCATE_FULLY_REQUIRED)`.
+    ///
+    /// # Errors
+    /// [`DriverError::PageAllocation`] when the kernel returns NULL or fewer bytes.
+    pub fn allocate(kernel: &'k K) -> Result<Self, DriverError> {
+        let any = |quad| PHYSICAL_ADDRESS { QuadPart: quad };
+        let raw = kernel.mm_allocate_pages_for_mdl_ex(
+            any(0),
+            any(-1),
+            any(0),
+            PAGE_SIZE as SIZE_T,
+            _MEMORY_CACHING_TYPE::MmCached,
+            MM_ALLOCATE_FULLY_REQUIRED,
+        );
+        let Some(mdl) = NonNull::new(raw) else {
+            kernel.dbg_print(DPFLTR_ERROR_LEVEL, &PAGES_FAILED, [0, 0]);
+            return Err(DriverError::PageAllocation);
+        };
+        let pages = Self { kernel, mdl };
+        // SAFETY: the MDL is live while `pages` is.
+        let header = unsafe { mdl.as_ref() };
+        let (bytes, flags) = (header.ByteCount, mdl_flags(header));
+        if bytes as usize != PAGE_SIZE {
+            kernel.dbg_print(
+                DPFLTR_ERROR_LEVEL,
+                &PAGES_SHORT,
+                [address(mdl), bytes.into()],
+            );
+            return Err(DriverError::PageAllocation);
+        }
+        kernel.dbg_print(
+            DPFLTR_INFO_LEVEL,
+            &PAGES_ALLOCATED,
+            [address(mdl), flags.into()],
+        );
+        Ok(pages)
+    }
+
+    /// `MmGetMdlVirtualAddress`: what the MDL says its buffer's address is
+    /// (no mapping; `IoBuildPartialMdl` takes offsets from it).
+    const fn virtual_address(&self) -> PVOID {
+        // SAFETY: the MDL is live while `self` is.
+        let header = unsafe { self.mdl.as_ref() };
+        header.StartVa.wrapping_byte_add(header.ByteOffset as usize)
+    }
+}
+
+impl<K: KernelApi> Drop for PagesMdl<'_, K> {
+    fn drop(&mut self) {
+        // SAFETY: the MDL came from MmAllocatePagesForMdlEx; whatever mapped
+        // or described its pages owned this value, so it is gone already.
+        unsafe { self.kernel.mm_free_pages_from_mdl(self.mdl.as_ptr()) };
+        // SAFETY: MmFreePagesFromMdl leaves the MDL itself to the caller,
+        // to free with ExFreePool, which is ExFreePoolWithTag(P, 0) (wdm.h).
+        unsafe {
+            self.kernel
+                .ex_free_pool_with_tag(self.mdl.as_ptr().cast(), 0);
+        }
+        self.kernel
+            .dbg_print(DPFLTR_INFO_LEVEL, &PAGES_FREED, [address(self.mdl), 0]);
+    }
+}
+
+/// A second MDL for the pages of a [`PagesMdl`], from `IoAllocateMdl` and
+/// `IoBuildPartialMdl`, built while the pages are still unmapped. It owns
+/// the pages: dropping frees this MDL, then the pages.
+pub struct PartialMdl<'k, K: KernelApi> {
+    mdl: NonNull<MDL>,
+    source: PagesMdl<'k, K>,
+}
+
+impl<'k, K: KernelApi> PartialMdl<'k, K> {
+    /// `IoAllocateMdl(MmGetMdlVirtualAddress(source), 4 KiB)`, then
+    /// `IoBuildPartialMdl(source, it, same address, 4 KiB)`.
+    ///
+    /// `IoBuildPartialMdl` copies `MDL_MAPPED_TO_SYSTEM_VA` from its source,
+    /// so the source must not be mapped yet: mapping a partial MDL that
+    /// carries that flag is Driver Verifier's bug check 0xC4, 0xB2.
+    ///
+    /// # Errors
+    /// [`DriverError::MdlAllocation`]; the pages are freed before returning.
+    pub fn build(source: PagesMdl<'k, K>) -> Result<Self, DriverError> {
+        let kernel = source.kernel;
+        let va = source.virtual_address();
+        // SAFETY: `va` is where `source` says its page is, one page long; the
+        // MDL is only described by it, never touched through it.
+        let raw = unsafe { kernel.io_allocate_mdl(va, PAGE_BYTES, FALSE, FALSE, null_mut()) };
+        let Some(mdl) = NonNull::new(raw) else {
+            kernel.dbg_print(DPFLTR_ERROR_LEVEL, &MDL_FAILED, [0, 0]);
+            return Err(DriverError::MdlAllocation);
+        };
+        kernel.dbg_print(DPFLTR_INFO_LEVEL, &MDL_ALLOCATED, [address(mdl), 0]);
+        let partial = Self { mdl, source };
+        // SAFETY: both MDLs are live; the target was allocated for this
+        // range, which is exactly what the source describes.
+        unsafe {
+            kernel.io_build_partial_mdl(partial.source.mdl.as_ptr(), mdl.as_ptr(), va, PAGE_BYTES);
+        };
+        // SAFETY: the MDL is live while `partial` is.
+        let flags = mdl_flags(unsafe { mdl.as_ref() });
+        kernel.dbg_print(
+            DPFLTR_INFO_LEVEL,
+            &PARTIAL_BUILT,
+            [address(mdl), flags.into()],
+        );
+        Ok(partial)
+    }
+}
+
+impl<K: KernelApi> Drop for PartialMdl<'_, K> {
+    fn drop(&mut self) {
+        // SAFETY: the MDL is live and freed only here; a mapping of it owned
+        // this value, so it is unmapped already. The source drops after.
+        unsafe { self.source.kernel.io_free_mdl(self.mdl.as_ptr()) };
+        self.source
+            .kernel
+            .dbg_print(DPFLTR_INFO_LEVEL, &MDL_FREED, [address(self.mdl), 0]);
+    }
+}
+
+impl<'k, K: KernelApi> Mappable<'k, K> for PartialMdl<'k, K> {
+    fn kernel(&self) -> &'k K {
+        self.source.kernel
+    }
+
+    fn mdl_to_map(&self) -> NonNull<MDL> {
+        self.mdl
+    }
+
+    fn first_pfn(&self) -> u64 {
+        // SAFETY: IoBuildPartialMdl wrote the PFN array.
+        unsafe { first_pfn_of(self.mdl) }
+    }
+}
+
+/// Once the partial MDL is mapped, the next mapping maps its source: the
+/// pages' own MDL. Unmapping that comes first on drop, as it should.
+impl<'k, K: KernelApi> Mappable<'k, K> for Mapping<'k, K, PartialMdl<'k, K>> {
+    fn kernel(&self) -> &'k K {
+        self.mdl.source.kernel
+    }
+
+    fn mdl_to_map(&self) -> NonNull<MDL> {
+        self.mdl.source.mdl
+    }
+
+    fn first_pfn(&self) -> u64 {
+        // SAFETY: MmAllocatePagesForMdlEx wrote the PFN array.
+        unsafe { first_pfn_of(self.mdl.source.mdl) }
+    }
+}
+
+fn mdl_flags(header: &MDL) -> u32 {
+    u32::from(header.MdlFlags.cast_unsigned())
 }

@@ -1,28 +1,35 @@
 //! The driver's kernel side, generic over [`KernelApi`] so host tests can run
-//! it against a fake kernel: the safe ownership wrappers, the error type and
-//! the `DriverEntry`/`DriverUnload` lifecycle.
+//! it against a fake kernel.
+//!
+//! The safe ownership wrappers, the two ways to alias a page, the service's
+//! parameters, the error type and the `DriverEntry`/`DriverUnload` lifecycle.
 
+mod alias;
 mod error;
 mod inspect;
 mod lifecycle;
 mod line;
 mod log;
 mod memory;
+mod parameters;
 mod physical;
 
+pub use alias::{Alias, MappingMethod};
 pub use error::DriverError;
 pub use inspect::inspect;
 pub use lifecycle::{DriverSlot, POOL_TAG, load, unload};
 pub use line::Line;
 pub use log::LogFormat;
-pub use memory::{Mapping, Mdl, PAGE_SIZE, PoolBuffer};
+pub use memory::{Mappable, Mapping, Mdl, PAGE_SIZE, PagesMdl, PartialMdl, PoolBuffer};
+pub use parameters::mapping_method;
 pub use physical::{CopyFailed, KernelMemory};
 
 use core::ffi::CStr;
 
 use crate::ffi::{
-    BOOLEAN, KPROCESSOR_MODE, MEMORY_CACHING_TYPE, MM_COPY_ADDRESS, NTSTATUS, PHYSICAL_ADDRESS,
-    PIRP, PMDL, POOL_FLAGS, PVOID, SIZE_T, ULONG,
+    ACCESS_MASK, BOOLEAN, DRIVER_OBJECT, HANDLE, KEY_VALUE_INFORMATION_CLASS, KPROCESSOR_MODE,
+    LOGICAL, MEMORY_CACHING_TYPE, MM_COPY_ADDRESS, NTSTATUS, OBJECT_ATTRIBUTES, PHYSICAL_ADDRESS,
+    PIRP, PMDL, POOL_FLAGS, PUNICODE_STRING, PVOID, SIZE_T, ULONG,
 };
 
 /// What the walker needs from the CPU: control registers, EFER and CPUID.
@@ -98,6 +105,76 @@ pub trait KernelApi {
     /// # Safety
     /// `mdl` is live and no mapping of it remains.
     unsafe fn io_free_mdl(&self, mdl: PMDL);
+
+    /// `MmAllocatePagesForMdlEx`: an MDL of locked, unmapped pages, or NULL.
+    fn mm_allocate_pages_for_mdl_ex(
+        &self,
+        low_address: PHYSICAL_ADDRESS,
+        high_address: PHYSICAL_ADDRESS,
+        skip_bytes: PHYSICAL_ADDRESS,
+        total_bytes: SIZE_T,
+        cache_type: MEMORY_CACHING_TYPE,
+        flags: ULONG,
+    ) -> PMDL;
+
+    /// `MmFreePagesFromMdl`: frees the pages, not the MDL itself.
+    ///
+    /// # Safety
+    /// `mdl` came from [`Self::mm_allocate_pages_for_mdl_ex`], its pages are
+    /// not freed yet, and no mapping or partial MDL of them remains.
+    unsafe fn mm_free_pages_from_mdl(&self, mdl: PMDL);
+
+    /// `IoBuildPartialMdl`.
+    ///
+    /// # Safety
+    /// Both MDLs are live; `target` was allocated for at least `length` bytes
+    /// at `virtual_address`, which lies inside what `source` describes.
+    unsafe fn io_build_partial_mdl(
+        &self,
+        source: PMDL,
+        target: PMDL,
+        virtual_address: PVOID,
+        length: ULONG,
+    );
+
+    /// `MmIsDriverVerifying`: nonzero when Driver Verifier checks this driver.
+    ///
+    /// # Safety
+    /// `driver` is the driver object `DriverEntry` received.
+    unsafe fn mm_is_driver_verifying(&self, driver: *mut DRIVER_OBJECT) -> LOGICAL;
+
+    /// `ZwOpenKey`.
+    ///
+    /// # Safety
+    /// `key_handle` is writable; `object_attributes` and the name it points to
+    /// are valid for the call.
+    unsafe fn zw_open_key(
+        &self,
+        key_handle: *mut HANDLE,
+        desired_access: ACCESS_MASK,
+        object_attributes: *mut OBJECT_ATTRIBUTES,
+    ) -> NTSTATUS;
+
+    /// `ZwQueryValueKey`.
+    ///
+    /// # Safety
+    /// `key_handle` is open; `information` is writable for `length` bytes and
+    /// `result_length` for one `ULONG`.
+    unsafe fn zw_query_value_key(
+        &self,
+        key_handle: HANDLE,
+        value_name: PUNICODE_STRING,
+        information_class: KEY_VALUE_INFORMATION_CLASS,
+        information: PVOID,
+        length: ULONG,
+        result_length: *mut ULONG,
+    ) -> NTSTATUS;
+
+    /// `ZwClose`.
+    ///
+    /// # Safety
+    /// `handle` is open and closed only here.
+    unsafe fn zw_close(&self, handle: HANDLE) -> NTSTATUS;
 
     /// `DbgPrintEx(DPFLTR_IHVDRIVER_ID, level, format, args[0], args[1])`.
     fn dbg_print(&self, level: ULONG, format: &LogFormat, args: [u64; 2]);

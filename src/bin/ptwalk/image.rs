@@ -1,8 +1,10 @@
-//! Memory images as physical memory: raw (offset = physical address) or an
-//! ELF core (QEMU `dump-guest-memory`, `VirtualBox` `dumpvmcore`).
+//! Memory images as physical memory: raw (offset = physical address), an
+//! ELF core (QEMU `dump-guest-memory`, `VirtualBox` `dumpvmcore`) or a
+//! Windows kernel crash dump (`PAGEDU64`, see `dump.rs`).
 
 use std::fs::File;
 use std::path::Path;
+use std::rc::Rc;
 
 use anyhow::{Context, Result, bail};
 use memmap2::Mmap;
@@ -12,21 +14,28 @@ use vmwalk::walker::{ImageMemory, OutsideImage, PhysAddr, PhysicalMemory};
 
 /// An opened, memory-mapped image.
 pub struct Image {
-    map: Option<Mmap>,
-    /// `PT_LOAD` segments of an ELF core, sorted by physical address; `None` for a raw image.
+    /// Shared with kdmp-parser while it opens a crash dump.
+    map: Option<Rc<Mmap>>,
+    /// Where the physical memory of an ELF core or a crash dump is in the
+    /// file, sorted by physical address; `None` for a raw image.
     segments: Option<Vec<Segment>>,
+    /// A crash dump header's `DirectoryTableBase`.
+    dump_cr3: Option<u64>,
 }
 
-/// Where one `PT_LOAD` segment's bytes are.
-struct Segment {
-    paddr: u64,
-    offset: usize,
-    file_size: u64,
-    memory_size: u64,
+/// Where one run of physical memory is in the file: an ELF `PT_LOAD`
+/// segment, or pages of a crash dump contiguous in memory and in the file.
+pub struct Segment {
+    pub paddr: u64,
+    pub offset: usize,
+    pub file_size: u64,
+    /// Beyond `file_size`, memory reads as zero (ELF only).
+    pub memory_size: u64,
 }
 
 impl Image {
-    /// Maps `path`; an ELF file is read as a core, anything else as raw memory.
+    /// Maps `path`; an ELF file is read as a core, a file starting with `PAGE`
+    /// as a crash dump, anything else as raw memory.
     pub fn open(path: &Path) -> Result<Self> {
         if path.is_dir() {
             bail!("{} is a directory, not a memory image", path.display());
@@ -41,26 +50,38 @@ impl Image {
         } else {
             // SAFETY: the map is read-only; another process truncating the image
             // while we run is outside what this tool defends against.
-            Some(
+            Some(Rc::new(
                 unsafe { Mmap::map(&file) }
                     .with_context(|| format!("cannot map {}", path.display()))?,
-            )
+            ))
         };
         let mut image = Self {
             map,
             segments: None,
+            dump_cr3: None,
         };
         if image.bytes().starts_with(b"\x7fELF") {
             image.segments = Some(
                 elf_segments(image.bytes())
                     .with_context(|| format!("{} is not a usable ELF core", path.display()))?,
             );
+        } else if let Some(map) = image.map.as_ref().filter(|map| map.starts_with(b"PAGE")) {
+            let dump = crate::dump::open(map).with_context(|| {
+                format!("{} is not a usable Windows crash dump", path.display())
+            })?;
+            image.segments = Some(dump.segments);
+            image.dump_cr3 = Some(dump.directory_table_base);
         }
         Ok(image)
     }
 
     fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+        self.map.as_deref().map_or(&[], |map| map)
+    }
+
+    /// CR3 as a crash dump's header records it; `None` for other images.
+    pub const fn dump_cr3(&self) -> Option<u64> {
+        self.dump_cr3
     }
 
     /// Fails unless the 4 KiB table at `table` can be read in full.

@@ -2,6 +2,7 @@
 //! ELF core (QEMU `dump-guest-memory`, `VirtualBox` `dumpvmcore`) or a
 //! Windows kernel crash dump (`PAGEDU64`, see `dump.rs`).
 
+use std::cell::Cell;
 use std::fs::File;
 use std::path::Path;
 use std::rc::Rc;
@@ -21,7 +22,14 @@ pub struct Image {
     segments: Option<Vec<Segment>>,
     /// A crash dump header's `DirectoryTableBase`.
     dump_cr3: Option<u64>,
+    /// Pages of `segments` read recently: slot `page % RECENT_PAGES` holds
+    /// `(page + 1, file offset of the page)`, or 0 when empty. A walk reads the
+    /// same few tables again and again; a hit skips the search of the segments
+    /// (its mispredicted branches made a walk on a dump 3.7 times slower).
+    recent_pages: [Cell<(u64, usize)>; RECENT_PAGES],
 }
+
+const RECENT_PAGES: usize = 256;
 
 /// Where one run of physical memory is in the file: an ELF `PT_LOAD`
 /// segment, or pages of a crash dump contiguous in memory and in the file.
@@ -59,6 +67,7 @@ impl Image {
             map,
             segments: None,
             dump_cr3: None,
+            recent_pages: [const { Cell::new((0, 0)) }; RECENT_PAGES],
         };
         if image.bytes().starts_with(b"\x7fELF") {
             image.segments = Some(
@@ -131,6 +140,19 @@ impl PhysicalMemory for Image {
         let Some(segments) = &self.segments else {
             return ImageMemory::new(self.bytes()).read_u64(addr);
         };
+        let (page, within_page) = (addr.0 >> 12, addr.0 & 0xfff);
+        #[allow(clippy::cast_possible_truncation, reason = "a hash, and under 4096")]
+        let (recent, within_page_usize) = (
+            &self.recent_pages[page as usize % RECENT_PAGES],
+            within_page as usize,
+        );
+        let (key, page_offset) = recent.get();
+        if key == page + 1 && within_page <= 0xff8 {
+            let start = page_offset + within_page_usize;
+            if let Some(bytes) = self.bytes().get(start..start + 8) {
+                return Ok(u64::from_le_bytes(bytes.try_into().unwrap_or_default()));
+            }
+        }
         let outside = OutsideImage {
             addr,
             image_len: self.bytes().len() as u64,
@@ -154,6 +176,13 @@ impl PhysicalMemory for Image {
             return Err(outside); // half in the file, half not: a malformed core
         }
         let start = segment.offset + usize::try_from(within).map_err(|_| outside)?;
+        let page_start = within - within_page;
+        if within >= within_page && page_start + 4096 <= segment.file_size {
+            // The whole page is file bytes of this segment.
+            if let Ok(page_start) = usize::try_from(page_start) {
+                recent.set((page + 1, segment.offset + page_start));
+            }
+        }
         self.bytes()
             .get(start..start + 8)
             .and_then(|b| b.try_into().ok())

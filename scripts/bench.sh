@@ -5,9 +5,12 @@
 # ratios are the headline: this shared machine's speed drifts between
 # benchmarks run one after the other), callgrind instruction counts
 # (benches/instructions.rs), and against volatility3 and MemProcFS on a Linux
-# guest's image (scripts/bench_peers.py). The last line is machine-readable:
-#   x86_64_ratio=R limit_ratio=R range_ratio=R vol3_speedup=S memprocfs_speedup=S
-# (time ratios ours/theirs; speedups theirs/ours). Installs valgrind (apt) and
+# guest's image (scripts/bench_peers.py), and `ptwalk translate` on a Windows
+# crash dump against the raw image of the same memory (benches/dumps.rs,
+# interleaved). The last line is machine-readable:
+#   x86_64_ratio=R limit_ratio=R range_ratio=R vol3_speedup=S memprocfs_speedup=S dump_ratio=R
+# (time ratios ours/theirs; speedups theirs/ours; dump_ratio: the slower of
+# the full and bitmap dump over the raw image, whole commands). Installs valgrind (apt) and
 # the peers (a venv in .venv-bench/) when missing. Takes about 3 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +44,16 @@ for line in sys.stdin:
 }
 instructions=$(executable instructions)
 paired=$(executable paired)
+# benches/dumps.rs runs the ptwalk binary: it needs the feature, and one
+# panic strategy for the binary and the bench (they share libvmwalk's file).
+dumps_bench=(--features ptwalk --config 'profile.bench.panic="unwind"' --bench dumps)
+"${cargo_bench[@]}" "${dumps_bench[@]}" --no-run 2>/dev/null
+dumps=$("${cargo_bench[@]}" "${dumps_bench[@]}" --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "dumps" and m.get("executable"):
+        print(m["executable"])')
 
 rm -rf "$out" target/criterion
 mkdir -p "$out"
@@ -51,6 +64,9 @@ VMWALK_BENCH_EXPORT="$out" "${cargo_bench[@]}" --bench walker -- \
 
 log "interleaved ratios"
 "$paired" measure >"$out/paired.txt"
+
+log "ptwalk on crash dumps and the raw image, interleaved"
+"$dumps" measure >"$out/dumps.txt"
 
 log "callgrind"
 : >"$out/callgrind.txt"

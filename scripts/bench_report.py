@@ -2,7 +2,7 @@
 """The table of scripts/bench.sh, from one run's results.
 
 Reads Criterion's estimates (target/criterion/*/new), the interleaved
-medians (DIR/paired.txt: `name nanoseconds`), the callgrind counts
+medians (DIR/paired.txt and DIR/dumps.txt: `name nanoseconds`), the callgrind counts
 (DIR/callgrind.txt: `name instructions operations`) and the peers' key=value
 lines (DIR/peers.txt); prints the table, the agreement checks, and last a
 machine-readable line of ratios (x86_64, limit and range from the interleaved
@@ -34,6 +34,20 @@ def ns(value):
     return f"{value:,.1f} ns" if value < 10_000 else f"{value / 1e6:,.3f} ms"
 
 
+def dump_rows(table, ratios, dumps):
+    """benches/dumps.rs: `ptwalk translate` on crash dumps over the raw image
+    (whole commands, per address), then the walks alone through ptwalk's
+    image reader."""
+    for what, label in (("ptwalk_translate", "linux_la48: `ptwalk translate`, per address"),
+                        ("image_translate", "linux_la48: ptwalk's reader, one walk")):
+        raw = dumps[f"{what}/raw"]
+        table.append((label, "raw image", ns(raw), "", ""))
+        for kind in ("full_dump", "bitmap_dump"):
+            ours = dumps[f"{what}/{kind}"]
+            table.append(("", kind.replace("_", " "), ns(ours), "dump/raw", f"{ours / raw:.2f}"))
+    ratios["dump_ratio"] = max(dumps[f"ptwalk_translate/{kind}"] for kind in ("full_dump", "bitmap_dump")) / dumps["ptwalk_translate/raw"]
+
+
 def main():
     out = Path(sys.argv[1])
     t = criterion_times()
@@ -43,6 +57,7 @@ def main():
         calls[name] = int(instructions) / int(operations)
     peers = dict(line.split("=", 1) for line in (out / "peers.txt").read_text().split())
     paired = {name: float(value) for name, value in (line.split() for line in (out / "paired.txt").read_text().splitlines())}
+    dumps = {name: float(value) for name, value in (line.split() for line in (out / "dumps.txt").read_text().splitlines())}
 
     ratios = {}
     table = []
@@ -87,6 +102,8 @@ def main():
         theirs = float(peers[f"{peer}_translate_s"]) * 1e9
         table.append(("", label, ns(theirs), "speedup", f"{theirs / ours_tr:,.0f}x"))
 
+    dump_rows(table, ratios, dumps)
+
     table.append(("callgrind, instructions per op", "vmwalk translate", f"{calls['vmwalk']:.1f}", "", ""))
     table.append(("(mixed image)", "x86_64 translate", f"{calls['x86_64']:.1f}", "ours/x86_64", f"{calls['vmwalk'] / calls['x86_64']:.2f}"))
     table.append(("", "pointer chase", f"{calls['pointer_chase']:.1f}", "ours/chase", f"{calls['vmwalk'] / calls['pointer_chase']:.2f}"))
@@ -115,7 +132,8 @@ def main():
         f"expected to miss the pages under all-equal tables, Linux's espfix area)"
     )
     print(" ".join(f"{k}={ratios[k]:.2f}" for k in ("x86_64_ratio", "limit_ratio", "range_ratio"))
-          + f" vol3_speedup={ratios['vol3_speedup']:.0f} memprocfs_speedup={ratios['memprocfs_speedup']:.0f}")
+          + f" vol3_speedup={ratios['vol3_speedup']:.0f} memprocfs_speedup={ratios['memprocfs_speedup']:.0f}"
+          + f" dump_ratio={ratios['dump_ratio']:.2f}")
     return 0 if all(got == want for _, got, want in checks) else 1
 
 

@@ -1,8 +1,15 @@
-//! The `ptwalk` command: output formats, raw images and ELF cores, and bad
-//! input. Expected answers come from how the tables below are built.
+//! The `ptwalk` command: output formats, raw images, ELF cores and Windows
+//! crash dumps, and bad input. Expected answers come from how the tables
+//! below are built, and for the Linux-guest fixtures from QEMU.
 
-use std::path::PathBuf;
+mod crash_dump;
+mod fixtures;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crash_dump::{PAGE, Pages};
 
 /// PML4 at 0x1000 -> PDPT 0x2000 -> PD 0x3000; PD[2] -> PT 0x4000.
 /// PT[1] maps 0x401000 to 0x5000 (NX, dirty, accessed, kernel, writable);
@@ -527,4 +534,302 @@ fn pte_without_a_self_map_says_so() {
             .starts_with("ptwalk: invalid value '200' for '--self-map"),
         "{bad:?}"
     );
+}
+
+/// A Linux guest's page tables (a committed fixture) as a raw image, a full
+/// dump (runs with holes between) and a bitmap dump (only the tables).
+struct GuestImages {
+    fixture: fixtures::Fixture,
+    cr3: u64,
+    raw: PathBuf,
+    full: PathBuf,
+    bitmap: PathBuf,
+}
+
+fn guest_images(name: &str) -> GuestImages {
+    let fixture = fixtures::load(&format!("linux-{name}.fixture.gz"));
+    let cr3 = fixture.paging.root().0;
+    let pages = fixture.tables.page_bytes();
+    let raw = std::env::temp_dir().join(format!("vmwalk-ptwalk-{}-{name}.raw", std::process::id()));
+    fixture.tables.write_raw_image(&raw);
+    let runs = crash_dump::runs_covering(&pages, 4);
+    let in_runs: u64 = runs.iter().map(|r| r.1).sum();
+    let (first, last) = (runs[0].0, runs[runs.len() - 1]);
+    assert!(runs.len() > 3, "several runs");
+    assert!(
+        in_runs > pages.len() as u64,
+        "runs hold pages other than tables"
+    );
+    assert!(in_runs < last.0 + last.1 - first, "holes between runs");
+    let full = write_temp(
+        &format!("{name}-full.dmp"),
+        &crash_dump::full(cr3, &pages, &runs),
+    );
+    let bitmap = write_temp(
+        &format!("{name}-bitmap.dmp"),
+        &crash_dump::bitmap(cr3, &pages),
+    );
+    GuestImages {
+        fixture,
+        cr3,
+        raw,
+        full,
+        bitmap,
+    }
+}
+
+/// `ptwalk SUBCOMMAND --image IMAGE --maxphyaddr 40 [--la57] [--cr3 CR3] EXTRA...`
+fn ptwalk_on(
+    subcommand: &str,
+    image: &Path,
+    la57: bool,
+    cr3: Option<u64>,
+    extra: &[String],
+) -> Output {
+    let mut args = vec![
+        subcommand.to_owned(),
+        "--image".to_owned(),
+        image.to_str().unwrap().to_owned(),
+        "--maxphyaddr".to_owned(),
+        "40".to_owned(), // the fixtures' guest CPU
+    ];
+    if la57 {
+        args.push("--la57".to_owned());
+    }
+    if let Some(cr3) = cr3 {
+        args.extend(["--cr3".to_owned(), format!("{cr3:#x}")]);
+    }
+    args.extend_from_slice(extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ptwalk(&args)
+}
+
+#[test]
+fn crash_dumps_translate_as_qemu_did_with_cr3_from_the_header() {
+    for name in ["la48", "la57"] {
+        let guest = guest_images(name);
+        let la57 = name == "la57";
+        let addresses: Vec<String> = guest
+            .fixture
+            .gva2gpa
+            .iter()
+            .map(|(va, _)| format!("{va:#x}"))
+            .collect();
+        // QEMU's gva2gpa answers, in ptwalk's format.
+        let qemu: String = guest
+            .fixture
+            .gva2gpa
+            .iter()
+            .map(|(va, pa)| {
+                pa.map_or_else(|| format!("{va:#x} -\n"), |pa| format!("{va:#x} {pa:#x}\n"))
+            })
+            .collect();
+        assert!(qemu.lines().filter(|l| !l.ends_with(" -")).count() > 100);
+        let raw = ptwalk_on("translate", &guest.raw, la57, Some(guest.cr3), &addresses);
+        assert!(raw.status.success(), "{raw:?}");
+        assert_eq!(stdout(&raw), qemu, "{name}: raw image");
+        for dump in [&guest.full, &guest.bitmap] {
+            let output = ptwalk_on("translate", dump, la57, None, &addresses);
+            assert!(
+                output.status.success(),
+                "{name} {}: {output:?}",
+                dump.display()
+            );
+            assert!(output.stderr.is_empty(), "{output:?}");
+            assert_eq!(stdout(&output), qemu, "{name}: {}", dump.display());
+        }
+    }
+}
+
+#[test]
+fn dump_and_explain_on_crash_dumps_match_the_raw_image() {
+    let guest = guest_images("la57");
+    let raw = ptwalk_on("dump", &guest.raw, true, Some(guest.cr3), &[]);
+    assert!(raw.status.success(), "{raw:?}");
+    // QEMU's `info tlb` of the guest, line for line.
+    assert_eq!(stdout(&raw), guest.fixture.info_tlb);
+    let explain: Vec<String> = ["--explain", "0xffffffff81000000", "0x1000"]
+        .map(str::to_owned)
+        .to_vec();
+    let raw_explained = ptwalk_on("translate", &guest.raw, true, Some(guest.cr3), &explain);
+    for dump in [&guest.full, &guest.bitmap] {
+        let output = ptwalk_on("dump", dump, true, None, &[]);
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(output.stdout, raw.stdout, "{}", dump.display());
+        assert_eq!(output.stderr, raw.stderr, "{}", dump.display());
+        let explained = ptwalk_on("translate", dump, true, None, &explain);
+        assert_eq!(explained.stdout, raw_explained.stdout, "{}", dump.display());
+    }
+}
+
+/// `memory` (physical address = offset) as the pages a dump holds.
+fn pages_of(memory: &[u8]) -> Pages {
+    memory
+        .chunks(PAGE)
+        .enumerate()
+        .map(|(i, page)| ((i * PAGE) as u64, page.to_vec()))
+        .collect()
+}
+
+#[test]
+fn pte_on_a_crash_dump_matches_the_raw_image() {
+    let memory = windows_image();
+    let pages = pages_of(&memory);
+    let raw = write_temp("pte-raw", &memory);
+    // Holes: page 0 and page 5 are left out (nothing reads them).
+    let full = write_temp("pte-full.dmp", &crash_dump::full(0x1000, &pages, &[(1, 4)]));
+    let bitmap = write_temp("pte-bitmap.dmp", &crash_dump::bitmap(0x1000, &pages));
+    let args = ["--maxphyaddr", "46", "0x401000", "402000"];
+    let want = ptwalk(
+        &[
+            &["pte", "--image", raw.to_str().unwrap(), "--cr3", "0x1000"],
+            &args[..],
+        ]
+        .concat(),
+    );
+    assert!(want.status.success(), "{want:?}");
+    assert!(stdout(&want).contains("Transition: 891f"));
+    for dump in [&full, &bitmap] {
+        let output = ptwalk(&[&["pte", "--image", dump.to_str().unwrap()], &args[..]].concat());
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(stdout(&output), stdout(&want), "{}", dump.display());
+    }
+}
+
+#[test]
+fn cr3_given_overrides_the_dump_header_and_is_required_elsewhere() {
+    let pages = pages_of(&tiny_image());
+    // The header's CR3 is wrong (a data page): --cr3 puts it right.
+    let dump = write_temp("override.dmp", &crash_dump::bitmap(0x5000, &pages));
+    let image = dump.to_str().unwrap();
+    let mut args = vec!["translate", "--image", image, "--cr3", "0x1000"];
+    args.extend(ADDRESSES);
+    let output = ptwalk(&args);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), ANSWERS);
+    let header_cr3 = ptwalk(&["translate", "--image", image, "0x401008", "0x600123"]);
+    assert_eq!(stdout(&header_cr3), "0x401008 -\n0x600123 -\n");
+
+    let raw = write_temp("nocr3", &tiny_image());
+    assert_one_line_error(
+        &ptwalk(&["translate", "--image", raw.to_str().unwrap(), "0x401008"]),
+        1,
+        "--cr3 is required: ",
+    );
+}
+
+/// A la48 full dump with one more page: a kernel module list whose entry
+/// points to itself, never back to its head (`PsLoadedModuleList`).
+fn dump_with_endless_module_list() -> (GuestImages, PathBuf) {
+    let guest = guest_images("la48");
+    let mut pages = guest.fixture.tables.page_bytes();
+    // A kernel address QEMU maps to a page that is not a page table.
+    let (va, pa) = guest
+        .fixture
+        .gva2gpa
+        .iter()
+        .find_map(|&(va, pa)| {
+            let pa = pa?;
+            (va >> 63 == 1 && !pages.contains_key(&(pa & !0xfff)) && pa & 0xfff < 0x800)
+                .then_some((va, pa))
+        })
+        .expect("a mapped kernel data page");
+    let mut page = vec![0u8; PAGE];
+    let at = usize::try_from(pa & 0xfff).unwrap();
+    // LIST_ENTRY head at va: Flink = va + 0x100; the entry there (an
+    // LDR_DATA_TABLE_ENTRY, names of length 0) has Flink = itself.
+    crash_dump::put_u64(&mut page, at, va + 0x100);
+    crash_dump::put_u64(&mut page, at + 0x100, va + 0x100);
+    pages.insert(pa & !0xfff, page);
+    let mut dump = crash_dump::full(guest.cr3, &pages, &crash_dump::runs_covering(&pages, 4));
+    crash_dump::put_u64(&mut dump, crash_dump::PS_LOADED_MODULE_LIST, va);
+    let path = write_temp("endless-modules.dmp", &dump);
+    (guest, path)
+}
+
+#[test]
+fn an_endless_module_list_does_not_stop_ptwalk() {
+    let (guest, path) = dump_with_endless_module_list();
+    let (va, pa) = guest
+        .fixture
+        .gva2gpa
+        .iter()
+        .find(|(_, pa)| pa.is_some())
+        .unwrap();
+    let start = Instant::now();
+    let output = ptwalk_on("translate", &path, false, None, &[format!("{va:#x}")]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), format!("{va:#x} {:#x}\n", pa.unwrap()));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // kdmp-parser left to itself follows that list forever: so the dump
+    // above does reach the loop ptwalk steps around.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let opened = kdmp_parser::parse::KernelDumpParser::new(&path).is_ok();
+        let _ = done.send(opened);
+    });
+    assert_eq!(
+        finished.recv_timeout(Duration::from_secs(2)),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout),
+        "kdmp-parser finished opening the dump by itself"
+    );
+}
+
+#[test]
+fn bad_crash_dumps_get_one_line_and_a_nonzero_exit() {
+    let pages = pages_of(&tiny_image());
+    let full = crash_dump::full(0x1000, &pages, &[(0, 8)]);
+    let bitmap = crash_dump::bitmap(0x1000, &pages);
+    let check = |name: &str, bytes: &[u8], needle: &str| {
+        let path = write_temp(name, bytes);
+        let start = Instant::now();
+        let output = ptwalk(&["translate", "--image", path.to_str().unwrap(), "0x401008"]);
+        assert_one_line_error(&output, 1, needle);
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("is not a usable Windows crash dump"),
+            "{output:?}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{name}: {:?}",
+            start.elapsed()
+        );
+    };
+    // Cut inside the last page, and inside the header.
+    check("cut.dmp", &full[..full.len() - 100], "truncated");
+    check(
+        "cut-header.dmp",
+        &full[..0x1000],
+        "shorter than a crash dump header",
+    );
+    check(
+        "cut-bitmap.dmp",
+        &bitmap[..bitmap.len() - PAGE],
+        "truncated",
+    );
+    // `PAGE` but not `DU64`; a 32-bit dump; a type kdmp-parser does not read.
+    let mut bad = full.clone();
+    bad[4..8].copy_from_slice(b"XX64");
+    check("signature.dmp", &bad, "valid dump looks wrong");
+    let mut old = full.clone();
+    old[4..8].copy_from_slice(b"DUMP");
+    check("32bit.dmp", &old, "32-bit crash dump");
+    let mut triage = full.clone();
+    crash_dump::put_u32(&mut triage, crash_dump::DUMP_TYPE, 4);
+    check("triage.dmp", &triage, "unsupported dump type 0x4");
+    // A bitmap that claims every page of 64 TiB, and a run of 2^40 pages, in
+    // small files: refused before anything builds a map of them.
+    let mut claims = bitmap;
+    crash_dump::put_u64(&mut claims, crash_dump::BITMAP_PAGES, 1 << 34);
+    claims.truncate(crash_dump::BITMAP_START);
+    claims.resize(crash_dump::BITMAP_START + (4 << 20), 0xff);
+    check("claims.dmp", &claims, "claims 33554432 pages but the");
+    let mut run = full;
+    crash_dump::put_u64(&mut run, crash_dump::PHYSICAL_MEMORY_BLOCK + 24, 1 << 40);
+    check("run.dmp", &run, "claims 1099511627776 pages");
 }

@@ -1,8 +1,11 @@
-//! Memory images as physical memory: raw (offset = physical address) or an
-//! ELF core (QEMU `dump-guest-memory`, `VirtualBox` `dumpvmcore`).
+//! Memory images as physical memory: raw (offset = physical address), an
+//! ELF core (QEMU `dump-guest-memory`, `VirtualBox` `dumpvmcore`) or a
+//! Windows kernel crash dump (`PAGEDU64`, see `dump.rs`).
 
+use std::cell::Cell;
 use std::fs::File;
 use std::path::Path;
+use std::rc::Rc;
 
 use anyhow::{Context, Result, bail};
 use memmap2::Mmap;
@@ -12,21 +15,35 @@ use vmwalk::walker::{ImageMemory, OutsideImage, PhysAddr, PhysicalMemory};
 
 /// An opened, memory-mapped image.
 pub struct Image {
-    map: Option<Mmap>,
-    /// `PT_LOAD` segments of an ELF core, sorted by physical address; `None` for a raw image.
+    /// Shared with kdmp-parser while it opens a crash dump.
+    map: Option<Rc<Mmap>>,
+    /// Where the physical memory of an ELF core or a crash dump is in the
+    /// file, sorted by physical address; `None` for a raw image.
     segments: Option<Vec<Segment>>,
+    /// A crash dump header's `DirectoryTableBase`.
+    dump_cr3: Option<u64>,
+    /// Pages of `segments` read recently: slot `page % RECENT_PAGES` holds
+    /// `(page + 1, file offset of the page)`, or 0 when empty. A walk reads the
+    /// same few tables again and again; a hit skips the search of the segments
+    /// (its mispredicted branches made a walk on a dump 3.7 times slower).
+    recent_pages: [Cell<(u64, usize)>; RECENT_PAGES],
 }
 
-/// Where one `PT_LOAD` segment's bytes are.
-struct Segment {
-    paddr: u64,
-    offset: usize,
-    file_size: u64,
-    memory_size: u64,
+const RECENT_PAGES: usize = 256;
+
+/// Where one run of physical memory is in the file: an ELF `PT_LOAD`
+/// segment, or pages of a crash dump contiguous in memory and in the file.
+pub struct Segment {
+    pub paddr: u64,
+    pub offset: usize,
+    pub file_size: u64,
+    /// Beyond `file_size`, memory reads as zero (ELF only).
+    pub memory_size: u64,
 }
 
 impl Image {
-    /// Maps `path`; an ELF file is read as a core, anything else as raw memory.
+    /// Maps `path`; an ELF file is read as a core, a file starting with `PAGE`
+    /// as a crash dump, anything else as raw memory.
     pub fn open(path: &Path) -> Result<Self> {
         if path.is_dir() {
             bail!("{} is a directory, not a memory image", path.display());
@@ -41,26 +58,39 @@ impl Image {
         } else {
             // SAFETY: the map is read-only; another process truncating the image
             // while we run is outside what this tool defends against.
-            Some(
+            Some(Rc::new(
                 unsafe { Mmap::map(&file) }
                     .with_context(|| format!("cannot map {}", path.display()))?,
-            )
+            ))
         };
         let mut image = Self {
             map,
             segments: None,
+            dump_cr3: None,
+            recent_pages: [const { Cell::new((0, 0)) }; RECENT_PAGES],
         };
         if image.bytes().starts_with(b"\x7fELF") {
             image.segments = Some(
                 elf_segments(image.bytes())
                     .with_context(|| format!("{} is not a usable ELF core", path.display()))?,
             );
+        } else if let Some(map) = image.map.as_ref().filter(|map| map.starts_with(b"PAGE")) {
+            let dump = crate::dump::open(map).with_context(|| {
+                format!("{} is not a usable Windows crash dump", path.display())
+            })?;
+            image.segments = Some(dump.segments);
+            image.dump_cr3 = Some(dump.directory_table_base);
         }
         Ok(image)
     }
 
     fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+        self.map.as_deref().map_or(&[], |map| map)
+    }
+
+    /// CR3 as a crash dump's header records it; `None` for other images.
+    pub const fn dump_cr3(&self) -> Option<u64> {
+        self.dump_cr3
     }
 
     /// Fails unless the 4 KiB table at `table` can be read in full.
@@ -110,6 +140,19 @@ impl PhysicalMemory for Image {
         let Some(segments) = &self.segments else {
             return ImageMemory::new(self.bytes()).read_u64(addr);
         };
+        let (page, within_page) = (addr.0 >> 12, addr.0 & 0xfff);
+        #[allow(clippy::cast_possible_truncation, reason = "a hash, and under 4096")]
+        let (recent, within_page_usize) = (
+            &self.recent_pages[page as usize % RECENT_PAGES],
+            within_page as usize,
+        );
+        let (key, page_offset) = recent.get();
+        if key == page + 1 && within_page <= 0xff8 {
+            let start = page_offset + within_page_usize;
+            if let Some(bytes) = self.bytes().get(start..start + 8) {
+                return Ok(u64::from_le_bytes(bytes.try_into().unwrap_or_default()));
+            }
+        }
         let outside = OutsideImage {
             addr,
             image_len: self.bytes().len() as u64,
@@ -133,6 +176,13 @@ impl PhysicalMemory for Image {
             return Err(outside); // half in the file, half not: a malformed core
         }
         let start = segment.offset + usize::try_from(within).map_err(|_| outside)?;
+        let page_start = within - within_page;
+        if within >= within_page && page_start + 4096 <= segment.file_size {
+            // The whole page is file bytes of this segment.
+            if let Ok(page_start) = usize::try_from(page_start) {
+                recent.set((page + 1, segment.offset + page_start));
+            }
+        }
         self.bytes()
             .get(start..start + 8)
             .and_then(|b| b.try_into().ok())

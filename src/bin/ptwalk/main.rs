@@ -1,6 +1,7 @@
 //! ptwalk: translate addresses and list mappings with vmwalk's page-table
 //! walker, over a physical memory image.
 
+mod dump;
 mod image;
 mod pte;
 
@@ -9,7 +10,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command as ClapCommand, value_parser};
 use image::Image;
 use pte::SelfMapChoice;
@@ -39,7 +40,8 @@ enum Command {
 
 struct PagingArgs {
     image: PathBuf,
-    cr3: u64,
+    /// `None`: the crash dump header's.
+    cr3: Option<u64>,
     la57: bool,
     maxphyaddr: u32,
     no_nx: bool,
@@ -52,10 +54,16 @@ impl PagingArgs {
         } else {
             PagingMode::FourLevel
         };
-        let paging = Paging::new(self.cr3, mode)
+        let image = Image::open(&self.image)?;
+        let cr3 = self.cr3.or_else(|| image.dump_cr3()).with_context(|| {
+            format!(
+                "--cr3 is required: {} is a raw image or an ELF core, which does not record CR3 (a crash dump's header does)",
+                self.image.display()
+            )
+        })?;
+        let paging = Paging::new(cr3, mode)
             .with_nx(!self.no_nx)
             .with_max_phys_bits(self.maxphyaddr)?;
-        let image = Image::open(&self.image)?;
         image.check_table(paging.root())?;
         Ok((paging, image))
     }
@@ -69,13 +77,12 @@ fn cli() -> ClapCommand {
             .long("image")
             .required(true)
             .value_parser(value_parser!(PathBuf))
-            .help("The memory image: raw (offset = physical address) or an ELF core"),
+            .help("The memory image: raw (offset = physical address), an ELF core, or a Windows crash dump (.dmp)"),
         Arg::new("cr3")
             .long("cr3")
-            .required(true)
             .value_parser(parse_hex)
             .help(
-                "CR3, in hex: 0x optional (1000 is 0x1000), `_` and WinDbg's ` separators allowed",
+                "CR3, in hex: 0x optional (1000 is 0x1000), `_` and WinDbg's ` separators allowed [default for a crash dump: its header's DirectoryTableBase; required otherwise]",
             ),
         Arg::new("la57")
             .long("la57")
@@ -93,7 +100,7 @@ fn cli() -> ClapCommand {
     ];
     ClapCommand::new("ptwalk")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("Walk x86-64 page tables in a physical memory image (raw, or an ELF core)")
+        .about("Walk x86-64 page tables in a physical memory image (raw, an ELF core, or a Windows crash dump)")
         .subcommand_required(true)
         .subcommand(
             ClapCommand::new("translate")
@@ -118,7 +125,7 @@ fn parse_command(matches: &ArgMatches) -> Option<Command> {
     let (name, sub) = matches.subcommand()?;
     let paging = PagingArgs {
         image: sub.get_one::<PathBuf>("image")?.clone(),
-        cr3: *sub.get_one::<u64>("cr3")?,
+        cr3: sub.get_one::<u64>("cr3").copied(),
         la57: sub.get_flag("la57"),
         maxphyaddr: *sub.get_one::<u32>("maxphyaddr")?,
         no_nx: sub.get_flag("no-nx"),

@@ -1,0 +1,149 @@
+//! `ptwalk translate` on a Windows crash dump against the same addresses on
+//! the raw image of the same memory (scripts/bench.sh's dump row). The
+//! 4-level Linux-guest fixture is written as a raw image, a full dump and a
+//! bitmap dump; each round runs the command once on each (rotating the
+//! order, as benches/paired.rs does, since this shared machine's speed
+//! drifts), and each gets the median of its rounds. The whole command is
+//! timed: opening the dump is part of what a user waits for (and clap's
+//! parsing of each address costs more than its walk). Then the walks alone:
+//! ptwalk's own image reader (src/bin/ptwalk/image.rs) over each file, in
+//! process, the same way. Prints `name nanoseconds-per-address` lines.
+
+#[path = "../tests/crash_dump/mod.rs"]
+mod crash_dump;
+#[allow(dead_code, reason = "the bench uses the image reader only")]
+#[path = "../src/bin/ptwalk/dump.rs"]
+mod dump;
+#[path = "../tests/fixtures/mod.rs"]
+mod fixtures;
+#[allow(dead_code, reason = "the bench uses the image reader only")]
+#[path = "../src/bin/ptwalk/image.rs"]
+mod image;
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use vmwalk::walker::{Paging, VirtAddr};
+
+/// Rounds measured, after a fifth as many to warm up.
+const ROUNDS: usize = 40;
+/// The fixture's 500 QEMU-answered addresses, this many times over.
+const REPEAT: usize = 40;
+/// In-process rounds of the 500 addresses, after a fifth as many to warm up.
+const WALK_ROUNDS: usize = 2_000;
+
+fn main() {
+    // `cargo bench` runs every bench target with `--bench`: measure only when asked.
+    if std::env::args().nth(1).as_deref() != Some("measure") {
+        return;
+    }
+    let fixture = fixtures::load("linux-la48.fixture.gz");
+    let cr3 = fixture.paging.root().0;
+    let pages = fixture.tables.page_bytes();
+    let dir = std::env::temp_dir().join(format!("vmwalk-bench-dumps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let raw = dir.join("guest.raw");
+    fixture.tables.write_raw_image(&raw);
+    let full = dir.join("guest-full.dmp");
+    let runs = crash_dump::runs_covering(&pages, 4);
+    std::fs::write(&full, crash_dump::full(cr3, &pages, &runs)).expect("full dump");
+    let bitmap = dir.join("guest-bitmap.dmp");
+    std::fs::write(&bitmap, crash_dump::bitmap(cr3, &pages)).expect("bitmap dump");
+
+    let addresses: Vec<String> = fixture
+        .gva2gpa
+        .iter()
+        .map(|(va, _)| format!("{va:#x}"))
+        .cycle()
+        .take(fixture.gva2gpa.len() * REPEAT)
+        .collect();
+    let cr3 = format!("{cr3:#x}");
+    let mut contenders: Vec<(&str, PathBuf, Vec<&str>)> = vec![
+        ("ptwalk_translate/raw", raw, vec!["--cr3", &cr3]),
+        ("ptwalk_translate/full_dump", full, vec![]),
+        ("ptwalk_translate/bitmap_dump", bitmap, vec![]),
+    ];
+    let run = |image: &Path, extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_ptwalk"))
+            .args(["translate", "--maxphyaddr", "40", "--image"])
+            .arg(image)
+            .args(extra)
+            .args(&addresses)
+            .output()
+            .expect("ptwalk runs");
+        assert!(output.status.success(), "{output:?}");
+        output.stdout
+    };
+    let first = run(&contenders[0].1, &contenders[0].2);
+    for (name, image, extra) in &contenders {
+        assert_eq!(
+            run(image, extra),
+            first,
+            "{name} prints what the raw image gives"
+        );
+    }
+
+    let mut times = vec![Vec::with_capacity(ROUNDS + ROUNDS / 5); contenders.len()];
+    for _ in 0..ROUNDS + ROUNDS / 5 {
+        contenders.rotate_left(1);
+        times.rotate_left(1);
+        for ((_, image, extra), samples) in contenders.iter().zip(&mut times) {
+            let start = Instant::now();
+            run(image, extra);
+            #[allow(clippy::cast_precision_loss, reason = "a few thousand addresses")]
+            samples.push(start.elapsed().as_secs_f64() * 1e9 / addresses.len() as f64);
+        }
+    }
+    for ((name, _, _), samples) in contenders.iter().zip(&mut times) {
+        let samples = &mut samples[ROUNDS / 5..];
+        samples.sort_by(f64::total_cmp);
+        println!("{name} {:.3}", samples[samples.len() / 2]);
+    }
+    walks_alone(&fixture, &contenders);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same files through ptwalk's image reader, in process: the walks
+/// without process start, argument parsing and output.
+fn walks_alone(fixture: &fixtures::Fixture, contenders: &[(&str, PathBuf, Vec<&str>)]) {
+    let paging = Paging::new(fixture.paging.root().0, fixture.paging.mode())
+        .with_max_phys_bits(40)
+        .expect("MAXPHYADDR");
+    let addresses: Vec<u64> = fixture.gva2gpa.iter().map(|&(va, _)| va).collect();
+    let images: Vec<(String, image::Image)> = contenders
+        .iter()
+        .map(|(name, path, _)| {
+            let name = name.replace("ptwalk_translate", "image_translate");
+            (name, image::Image::open(path).expect("image opens"))
+        })
+        .collect();
+    let walk = |image: &image::Image| {
+        black_box(&addresses).iter().fold(0u64, |sum, &va| {
+            let pa = paging.translate(image, VirtAddr(va)).map_or(0, |t| t.pa.0);
+            sum.wrapping_add(pa)
+        })
+    };
+    let sums: Vec<u64> = images.iter().map(|(_, image)| walk(image)).collect();
+    assert!(
+        sums.iter().all(|&sum| sum == sums[0]),
+        "every file translates alike"
+    );
+    let mut order: Vec<usize> = (0..images.len()).collect();
+    let mut times = vec![Vec::with_capacity(WALK_ROUNDS + WALK_ROUNDS / 5); images.len()];
+    for _ in 0..WALK_ROUNDS + WALK_ROUNDS / 5 {
+        order.rotate_left(1);
+        for &i in &order {
+            let start = Instant::now();
+            black_box(walk(&images[i].1));
+            #[allow(clippy::cast_precision_loss, reason = "500 addresses")]
+            times[i].push(start.elapsed().as_secs_f64() * 1e9 / addresses.len() as f64);
+        }
+    }
+    for ((name, _), samples) in images.iter().zip(&mut times) {
+        let samples = &mut samples[WALK_ROUNDS / 5..];
+        samples.sort_by(f64::total_cmp);
+        println!("{name} {:.3}", samples[samples.len() / 2]);
+    }
+}

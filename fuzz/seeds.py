@@ -1,6 +1,9 @@
-"""Writes seed inputs for the `walk` fuzz target: small images holding a full
-chain of tables (4- and 5-level) with 4K, 2M and 1G leaves, so libFuzzer
-starts from deep walks instead of having to discover the layout."""
+"""Writes seed inputs for a fuzz target: `seeds.py DIR` for `walk`, small
+images holding a full chain of tables (4- and 5-level) with 4K, 2M and 1G
+leaves, so libFuzzer starts from deep walks instead of having to discover the
+layout; `seeds.py --images DIR` for `images`: the same tables as a raw image,
+an ELF core, a full and a bitmap crash dump (layouts: see
+tests/crash_dump/mod.rs), each after the target's options byte."""
 
 import random
 import struct
@@ -39,12 +42,56 @@ def seed(rng, levels):
     return header + bytes(image)
 
 
+def elf_core(memory):
+    """An ELF64 core with one PT_LOAD of `memory` at physical address 0."""
+    header = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    header += struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    load = struct.pack("<IIQQQQQQ", 1, 6, 120, 0, 0, len(memory), len(memory), 4096)
+    return header + load + memory
+
+
+def dump_header(dump_type, runs=()):
+    """A DUMP_HEADER64 with CR3 0x1000; `runs` for a full dump."""
+    header = bytearray(b"PAGE" * (0x2000 // 4))
+    header[4:8] = b"DU64"
+    struct.pack_into("<QQQ", header, 0x10, 0x1000, 0, 0)
+    struct.pack_into("<Q", header, 0x80, 0)
+    struct.pack_into("<IQ", header, 0x88, len(runs), sum(count for _, count in runs))
+    for n, (base, count) in enumerate(runs):
+        struct.pack_into("<QQ", header, 0x98 + 16 * n, base, count)
+    struct.pack_into("<I", header, 0xF98, dump_type)
+    return bytes(header)
+
+
+def full_dump(memory):
+    pages = len(memory) // 4096
+    return dump_header(1, [(0, pages)]) + memory
+
+
+def bitmap_dump(memory):
+    pages = len(memory) // 4096
+    bitmap = bytes([0xFF]) * (pages // 8) + (bytes([(1 << (pages % 8)) - 1]) if pages % 8 else b"")
+    first_page = 0x2000 + 0x38 + len(bitmap)
+    first_page = (first_page + 4095) & ~4095
+    bmp = b"SDMPDUMP" + bytes(0x18) + struct.pack("<QQQ", first_page, pages, pages) + bitmap
+    return dump_header(5) + bmp + bytes(first_page - 0x2000 - len(bmp)) + memory
+
+
 def main():
-    out = Path(sys.argv[1])
+    images = sys.argv[1] == "--images"
+    out = Path(sys.argv[-1])
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(1)
     for n in range(16):
-        (out / f"seed-{n}").write_bytes(seed(rng, 4 if n % 2 else 5))
+        walk_seed = seed(rng, 4 if n % 2 else 5)
+        if not images:
+            (out / f"seed-{n}").write_bytes(walk_seed)
+            continue
+        memory = walk_seed[-PAGES * 4096:]
+        options = bytes([walk_seed[0] & 1])
+        for kind, file in (("raw", memory), ("elf", elf_core(memory)), ("full", full_dump(memory)),
+                           ("bitmap", bitmap_dump(memory))):
+            (out / f"seed-{kind}-{n}").write_bytes(options + file)
 
 
 main()

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes the walker against the reference model for $1 seconds (default 60).
+# Fuzzes for $1 seconds (default 60): the walker against the reference model
+# (target `walk`), or, with VMWALK_FUZZ_TARGET=images, ptwalk's image readers
+# (raw, ELF core, crash dump) on arbitrary files.
 # Installs cargo-fuzz when missing; needs a nightly toolchain (libFuzzer's
 # sanitizer flags), or uses the stable one with RUSTC_BOOTSTRAP=1.
 set -euo pipefail
@@ -16,14 +18,20 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 else
     export RUSTC_BOOTSTRAP=1
 fi
-mkdir -p fuzz/corpus/walk
-python3 fuzz/seeds.py fuzz/corpus/walk
+target=${VMWALK_FUZZ_TARGET:-walk}
+corpus=fuzz/corpus/$target
+mkdir -p "$corpus"
+if [ "$target" = images ]; then
+    python3 fuzz/seeds.py --images "$corpus"
+else
+    python3 fuzz/seeds.py "$corpus"
+fi
 # Keep the full log: rustc errors and libFuzzer crashes must be visible, and the
 # step's status must be cargo-fuzz's own (a `| grep ... || true` would hide it).
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo "${toolchain[@]}" fuzz run "${VMWALK_FUZZ_TARGET:-walk}" fuzz/corpus/walk -- \
+cargo "${toolchain[@]}" fuzz run "$target" "$corpus" -- \
     -max_total_time="$seconds" -max_len=65536 -print_final_stats=1 >"$log" 2>&1 || status=$?
 if ((status != 0)); then
     tail -n 60 "$log"

@@ -53,6 +53,7 @@ step "emulator: 5-level world, corrupt entries (not present, reserved bit, Windo
 step "emulate.sh: command line (--help, bad options, --check-image anywhere)" scripts/emulate-cli-test.sh
 step "fuzz: a fuzz target that does not build fails the step" scripts/fuzz-selftest.sh
 step "fuzz: walker vs model (60 s)" scripts/fuzz.sh 60
+step "fuzz: image readers on arbitrary files: raw, ELF core, crash dump (60 s)" env VMWALK_FUZZ_TARGET=images scripts/fuzz.sh 60
 step "real MMU: test kernel and Linux guests under QEMU" scripts/mmu-check.sh
 step "PowerShell syntax" bash scripts/check-powershell.sh
 

@@ -63,6 +63,12 @@ impl Image {
                     .with_context(|| format!("cannot map {}", path.display()))?,
             ))
         };
+        Self::from_map(map, &path.display().to_string())
+    }
+
+    /// Reads the bytes of `map` (`None`: an empty file) as an ELF core, a
+    /// crash dump or raw memory; `name` names the file in errors.
+    pub fn from_map(map: Option<Rc<Mmap>>, name: &str) -> Result<Self> {
         let mut image = Self {
             map,
             segments: None,
@@ -72,12 +78,11 @@ impl Image {
         if image.bytes().starts_with(b"\x7fELF") {
             image.segments = Some(
                 elf_segments(image.bytes())
-                    .with_context(|| format!("{} is not a usable ELF core", path.display()))?,
+                    .with_context(|| format!("{name} is not a usable ELF core"))?,
             );
         } else if let Some(map) = image.map.as_ref().filter(|map| map.starts_with(b"PAGE")) {
-            let dump = crate::dump::open(map).with_context(|| {
-                format!("{} is not a usable Windows crash dump", path.display())
-            })?;
+            let dump = crate::dump::open(map)
+                .with_context(|| format!("{name} is not a usable Windows crash dump"))?;
             image.segments = Some(dump.segments);
             image.dump_cr3 = Some(dump.directory_table_base);
         }

@@ -29,6 +29,11 @@ How long Cycle keeps the driver loaded (inspect it in WinDbg meanwhile).
 .PARAMETER NoDebugView
 Cycle without starting DebugView.
 
+.PARAMETER MappingMethod
+With Install or Cycle: writes Parameters\MappingMethod after the service is
+created. NonPagedPoolMdl runs the design's first sequence (Driver Verifier
+stops it; the driver refuses it while verified); Default removes the value.
+
 .EXAMPLE
 powershell -ExecutionPolicy Bypass -File .\scripts\Invoke-VmwalkService.ps1 Cycle
 
@@ -46,7 +51,9 @@ param(
     [string]$LogPath = (Join-Path $env:TEMP 'vmwalk-debugview.log'),
     [ValidateRange(0, 3600)]
     [int]$HoldSeconds = 5,
-    [switch]$NoDebugView
+    [switch]$NoDebugView,
+    [ValidateSet('Default', 'PartialMdl', 'NonPagedPoolMdl')]
+    [string]$MappingMethod
 )
 
 Set-StrictMode -Version Latest
@@ -80,12 +87,16 @@ Assert-Administrator
 $whatIf = [bool]$WhatIfPreference
 
 switch ($Action) {
-    'Install' { Install-VmwalkService -DriverPath (Get-DriverFile) -WhatIf:$whatIf }
+    'Install' {
+        Install-VmwalkService -DriverPath (Get-DriverFile) -WhatIf:$whatIf
+        if ($MappingMethod) { Set-VmwalkMappingMethod -Method $MappingMethod -WhatIf:$whatIf }
+    }
     'Start' { Start-VmwalkService -WhatIf:$whatIf }
     'Stop' { Stop-VmwalkService -WhatIf:$whatIf }
     'Remove' { Remove-VmwalkService -WhatIf:$whatIf }
     'Cycle' {
         Install-VmwalkService -DriverPath (Get-DriverFile) -WhatIf:$whatIf
+        if ($MappingMethod) { Set-VmwalkMappingMethod -Method $MappingMethod -WhatIf:$whatIf }
         $debugView = $null
         if (-not $NoDebugView) {
             $debugView = Start-VmwalkDebugView -LogPath $LogPath -WhatIf:$whatIf

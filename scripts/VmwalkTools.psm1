@@ -293,6 +293,35 @@ function Install-VmwalkService {
     }
 }
 
+function Set-VmwalkMappingMethod {
+    <#
+    .SYNOPSIS
+    Writes (or, for Default, removes) MappingMethod under the service's
+    Parameters key, which DriverEntry reads. NonPagedPoolMdl runs the design's
+    first sequence; the driver refuses it while Driver Verifier checks it.
+    #>
+    [CmdletBinding(SupportsShouldProcess = $true)]
+    param(
+        [Parameter(Mandatory = $true)][ValidateSet('Default', 'PartialMdl', 'NonPagedPoolMdl')][string]$Method,
+        [string]$Name = $script:DefaultServiceName
+    )
+    $key = "HKLM:\SYSTEM\CurrentControlSet\Services\$Name\Parameters"
+    if ($Method -eq 'Default') {
+        if ((Test-Path -LiteralPath $key) -and $null -ne (Get-ItemProperty -LiteralPath $key -Name 'MappingMethod' -ErrorAction SilentlyContinue)) {
+            if ($PSCmdlet.ShouldProcess("$key\MappingMethod", 'Remove-ItemProperty')) {
+                Remove-ItemProperty -LiteralPath $key -Name 'MappingMethod'
+                Write-Host 'MappingMethod removed: DriverEntry uses its default (PartialMdl).'
+            }
+        }
+        return
+    }
+    if ($PSCmdlet.ShouldProcess("$key\MappingMethod", "set REG_SZ $Method")) {
+        if (-not (Test-Path -LiteralPath $key)) { New-Item -Path $key -Force | Out-Null }
+        New-ItemProperty -LiteralPath $key -Name 'MappingMethod' -PropertyType String -Value $Method -Force | Out-Null
+        Write-Host "MappingMethod = $Method (read by the next DriverEntry)."
+    }
+}
+
 function Start-VmwalkService {
     [CmdletBinding(SupportsShouldProcess = $true)]
     param([string]$Name = $script:DefaultServiceName)
@@ -419,6 +448,7 @@ Export-ModuleMember -Function @(
     'Get-VmwalkImagePath',
     'Write-VmwalkSignatureWarning',
     'Install-VmwalkService',
+    'Set-VmwalkMappingMethod',
     'Start-VmwalkService',
     'Stop-VmwalkService',
     'Remove-VmwalkService',

@@ -1,0 +1,84 @@
+"""Writes samples/tiny.raw and samples/tiny.dmp: the same small, Windows-like
+x64 address space as a raw physical image and as a bitmap kernel crash dump
+(layout: tests/crash_dump/mod.rs), for the README's `ptwalk` examples.
+Deterministic; run from the repository root. It prints what each example
+address must translate to, from the tables it wrote (the README's oracle).
+
+Physical memory, 10 pages (CR3 = 0x1000, 4-level):
+  0x1000 PML4: entry 0x1a3 maps the PML4 itself (the self-map, as Windows
+         has one at a random index); 0x1f0 -> 0x2000; 0xff -> 0x5000
+  0x2000 PDPT (kernel)   entry 0 -> 0x3000
+  0x3000 PD   (kernel)   entry 1: a 2 MiB page at 0x23ea00000 (kernel code,
+                         global, executable); entry 2 -> PT 0x4000
+  0x4000 PT   (kernel)   entry 5: 0x8000 (pool-like data, global, NX);
+                         entry 6: a Windows transition PTE (frame 0x1234,
+                         protection 4, ReadWrite): not present to the CPU
+  0x5000 PDPT (user)     entry 0x1db -> 0x6000
+  0x6000 PD   (user)     entry 0 -> PT 0x7000
+  0x7000 PT   (user)     entry 1: 0x9000 (user, writable, NX)
+  0x8000, 0x9000 data; 0x0000 unused
+"""
+
+import struct
+from pathlib import Path
+
+PAGE = 4096
+P, RW, US, A, D, PS, G = 1, 2, 4, 0x20, 0x40, 0x80, 0x100
+NX = 1 << 63
+TABLE = P | RW | A  # what Windows writes in a non-leaf kernel entry (----A--KWEV)
+
+memory = bytearray(10 * PAGE)
+
+
+def put(table, index, value):
+    struct.pack_into("<Q", memory, table + 8 * index, value)
+
+
+put(0x1000, 0x1A3, 0x1000 | TABLE | NX)
+put(0x1000, 0x1F0, 0x2000 | TABLE)
+put(0x1000, 0x0FF, 0x5000 | TABLE | US)
+put(0x2000, 0, 0x3000 | TABLE)
+put(0x3000, 1, 0x23EA00000 | P | RW | A | D | PS | G)
+put(0x3000, 2, 0x4000 | TABLE)
+put(0x4000, 5, 0x8000 | P | RW | A | D | G | NX)
+put(0x4000, 6, 0x1234 << 12 | 1 << 11 | 4 << 5)
+put(0x5000, 0x1DB, 0x6000 | TABLE | US)
+put(0x6000, 0, 0x7000 | TABLE | US)
+put(0x7000, 1, 0x9000 | P | RW | US | A | D | NX)
+memory[0x8000:0x8010] = b"vmwalk sample   "
+
+EXPECTED = [
+    (0xFFFFF80000203450, 0x23EA03450),  # in the 2 MiB page
+    (0xFFFFF80000405008, 0x8008),       # the 4 KiB pool-like page
+    (0x00007FF6C0001234, 0x9234),       # a user page
+    (0xFFFFF80000406000, None),         # the transition PTE: not present
+    (0xFFFFF80000000000, None),         # PD entry 0: not present
+]
+
+
+def dump(raw):
+    """A bitmap kernel crash dump (DumpType 5) holding every page."""
+    header = bytearray(b"PAGE" * (0x2000 // 4))
+    header[4:8] = b"DU64"
+    struct.pack_into("<II", header, 8, 0xF, 19041)
+    struct.pack_into("<QQQ", header, 0x10, 0x1000, 0, 0)  # DirectoryTableBase, PfnDataBase, PsLoadedModuleList
+    struct.pack_into("<QQ", header, 0x20, 0, 0)            # PsLoadedModuleList, PsActiveProcessHead
+    struct.pack_into("<Q", header, 0x80, 0)                # KdDebuggerDataBlock
+    struct.pack_into("<I", header, 0xF98, 5)               # DumpType: bitmap
+    pages = len(raw) // PAGE
+    bitmap = bytes([(1 << pages) - 1 & 0xFF, (1 << pages) - 1 >> 8 & 0xFF])
+    first_page = 0x3000
+    bmp = b"SDMPDUMP" + bytes(0x18) + struct.pack("<QQQ", first_page, pages, pages) + bitmap
+    return bytes(header) + bmp + bytes(first_page - 0x2000 - len(bmp)) + bytes(raw)
+
+
+def main():
+    out = Path("samples")
+    out.mkdir(exist_ok=True)
+    (out / "tiny.raw").write_bytes(memory)
+    (out / "tiny.dmp").write_bytes(dump(memory))
+    for va, pa in EXPECTED:
+        print("0x%x %s" % (va, "0x%x" % pa if pa is not None else "-"))
+
+
+main()

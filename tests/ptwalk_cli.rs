@@ -127,6 +127,70 @@ fn options_and_addresses_come_in_any_order() {
 }
 
 #[test]
+fn explain_speaks_intel_unless_asked_for_windows() {
+    let raw = write_temp("explain-x86", &tiny_image());
+    let image = raw.to_str().unwrap();
+    let explained = stdout(&ptwalk(&[
+        "translate",
+        "--image",
+        image,
+        "--cr3",
+        "0x1000",
+        "--explain",
+        "0x402000",
+        "0x401008",
+    ]));
+    // The tiny image's PT entry 2 holds a Windows transition PTE; to the CPU
+    // it is only not present, and x86 words name no Windows state.
+    assert!(
+        explained.contains("PTE at phys 0x4010: 0x0000000500000800 (not present)"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("=> PTE 0x0000000500000800 is not present"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("PTE at phys 0x4008: 0x8000000000005063 (P RW A D XD, address 0x5000)"),
+        "{explained}"
+    );
+    assert!(
+        !explained.contains("PXE") && !explained.contains("Transition"),
+        "{explained}"
+    );
+    let windows = stdout(&ptwalk(&[
+        "translate",
+        "--image",
+        image,
+        "--cr3",
+        "0x1000",
+        "--explain",
+        "--os",
+        "windows",
+        "0x800000",
+    ]));
+    // WinDbg's names in the reason too: PDE is the same in both, so check a PDPT-level
+    // name where they differ through the entry lines.
+    assert!(windows.contains("PXE at phys 0x1000"), "{windows}");
+    assert_eq!(
+        ptwalk(&[
+            "translate",
+            "--image",
+            image,
+            "--cr3",
+            "0x1000",
+            "--os",
+            "windows",
+            "0x1000"
+        ])
+        .status
+        .code(),
+        Some(2),
+        "--os only shapes --explain"
+    );
+}
+
+#[test]
 fn explain_and_json_say_why() {
     let raw = write_temp("explain", &tiny_image());
     let image = raw.to_str().unwrap();
@@ -137,6 +201,8 @@ fn explain_and_json_say_why() {
         "--cr3",
         "0x1000",
         "--explain",
+        "--os",
+        "windows",
         "0x800000",
         "0x402000",
         "0x401008",
@@ -398,11 +464,15 @@ fn a_wrong_cr3_gets_a_hint_on_stderr() {
     ]);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(stdout(&output), "0x401008 -\n0x600123 -\n");
+    // The data page at 0x5000 has no present entry: both hints, in order.
     assert_eq!(
-        String::from_utf8_lossy(&output.stderr).lines().next(),
-        Some(
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            "ptwalk: hint: the table at CR3 (0x5000) has no present entry: is --cr3 the address of a top-level page table?",
             "ptwalk: hint: none of the 2 addresses translates: is --cr3 right, and --la57 set if the CPU used 5-level paging?"
-        )
+        ]
     );
     let right = ptwalk(&[
         "translate",
@@ -832,4 +902,117 @@ fn bad_crash_dumps_get_one_line_and_a_nonzero_exit() {
     let mut run = full;
     crash_dump::put_u64(&mut run, crash_dump::PHYSICAL_MEMORY_BLOCK + 24, 1 << 40);
     check("run.dmp", &run, "claims 1099511627776 pages");
+}
+
+#[test]
+fn addresses_come_from_a_file_or_standard_input_too() {
+    let raw = write_temp("addrfile", &tiny_image());
+    let image = raw.to_str().unwrap();
+    let list = write_temp(
+        "addrlist",
+        b"0x600123\n  0x800000 0x402000\n0x8000000000000000\n",
+    );
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        image,
+        "--cr3",
+        "0x1000",
+        "0x401008",
+        "--addresses-from",
+        list.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        stdout(&output),
+        ANSWERS,
+        "listed first, then the file's, in order"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ptwalk"))
+        .args([
+            "translate",
+            "--image",
+            image,
+            "--cr3",
+            "0x1000",
+            "--addresses-from",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        ADDRESSES.join("\n").as_bytes(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&output), ANSWERS);
+    let bad = write_temp("addrbad", b"0x401008\nnot-hex\n");
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        image,
+        "--cr3",
+        "0x1000",
+        "--addresses-from",
+        bad.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&output, 1, "line 2: 'not-hex' is not a 64-bit hex number");
+}
+
+#[test]
+fn maxphyaddr_is_a_bit_count_in_decimal_or_0x_hex() {
+    let raw = write_temp("maxphy", &tiny_image());
+    let image = raw.to_str().unwrap();
+    for bits in ["46", "0x2e"] {
+        let output = ptwalk(&[
+            "translate",
+            "--image",
+            image,
+            "--cr3",
+            "0x1000",
+            "--maxphyaddr",
+            bits,
+            "0x401008",
+        ]);
+        assert_eq!(stdout(&output), "0x401008 0x5008\n", "--maxphyaddr {bits}");
+    }
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        image,
+        "--cr3",
+        "0x1000",
+        "--maxphyaddr",
+        "2e",
+        "0x401008",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .starts_with("ptwalk: invalid value '2e' for '--maxphyaddr")
+    );
+}
+
+#[test]
+fn a_cr3_without_a_page_table_gets_a_hint() {
+    let raw = write_temp("notable", &tiny_image());
+    // Physical page 0 of the tiny image holds nothing.
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "0",
+        "0x401008",
+    ]);
+    assert_eq!(stdout(&output), "0x401008 -\n");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).lines().next(),
+        Some(
+            "ptwalk: hint: the table at CR3 (0x0) has no present entry: is --cr3 the address of a top-level page table?"
+        )
+    );
 }

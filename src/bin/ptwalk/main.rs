@@ -17,15 +17,20 @@ use pte::SelfMapChoice;
 use vmwalk::walker::info_tlb::InfoTlbLine;
 use vmwalk::walker::software_pte::InvalidPteMask;
 use vmwalk::walker::windbg::PathLines;
-use vmwalk::walker::{Fault, FaultKind, OutsideImage, Paging, PagingMode, Translation, VirtAddr};
+use vmwalk::walker::{
+    Fault, FaultKind, Level, OutsideImage, Paging, PagingMode, PhysAddr, PhysicalMemory,
+    Translation, VirtAddr, Visited,
+};
 
 /// What the user asked for.
 enum Command {
     Translate {
         paging: PagingArgs,
         addresses: Vec<u64>,
+        addresses_from: Option<PathBuf>,
         json: bool,
         explain: bool,
+        os: Os,
     },
     Dump {
         paging: PagingArgs,
@@ -33,9 +38,19 @@ enum Command {
     Pte {
         paging: PagingArgs,
         addresses: Vec<u64>,
+        addresses_from: Option<PathBuf>,
         invalid_pte_mask: Option<u64>,
         self_map: SelfMapChoice,
     },
+}
+
+/// Whose words `--explain` uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Os {
+    /// Intel's entry names; a non-present entry is only not present.
+    X86,
+    /// `WinDbg`'s names, and Windows' software PTEs decoded as `!pte` does.
+    Windows,
 }
 
 struct PagingArgs {
@@ -65,7 +80,30 @@ impl PagingArgs {
             .with_nx(!self.no_nx)
             .with_max_phys_bits(self.maxphyaddr)?;
         image.check_table(paging.root())?;
+        hint_if_not_a_table(&paging, &image);
         Ok((paging, image))
+    }
+}
+
+/// Says on stderr when the table at CR3 does not look like a page table: no
+/// present entry, or most present entries pointing beyond MAXPHYADDR.
+fn hint_if_not_a_table(paging: &Paging, image: &Image) {
+    let root = paging.root();
+    let entries = (0..512).filter_map(|i| image.read_u64(PhysAddr(root.0 + 8 * i)).ok());
+    let (mut present, mut beyond) = (0_u32, 0_u32);
+    for entry in entries.filter(|entry| entry & 1 != 0) {
+        present += 1;
+        beyond += u32::from((entry & 0x000f_ffff_ffff_f000) >> paging.max_phys_bits() != 0);
+    }
+    if present == 0 {
+        eprintln!(
+            "ptwalk: hint: the table at CR3 ({root}) has no present entry: is --cr3 the address of a top-level page table?"
+        );
+    } else if beyond * 2 > present {
+        eprintln!(
+            "ptwalk: hint: {beyond} of the {present} present entries at CR3 ({root}) point beyond MAXPHYADDR {}: is --cr3 a page table's address, and --maxphyaddr right?",
+            paging.max_phys_bits()
+        );
     }
 }
 
@@ -91,13 +129,18 @@ fn cli() -> ClapCommand {
         Arg::new("maxphyaddr")
             .long("maxphyaddr")
             .default_value("52")
-            .value_parser(value_parser!(u32))
-            .help("MAXPHYADDR of the CPU (CPUID 80000008h)"),
+            .value_parser(parse_bits)
+            .help("MAXPHYADDR of the CPU (CPUID 80000008h), a number of bits: decimal as the manuals print it (46), or hex with 0x (0x2e)"),
         Arg::new("no-nx")
             .long("no-nx")
             .action(ArgAction::SetTrue)
             .help("EFER.NXE is clear (XD bits are then reserved)"),
     ];
+    let addresses_from = Arg::new("addresses-from")
+        .long("addresses-from")
+        .value_name("FILE")
+        .value_parser(value_parser!(PathBuf))
+        .help("Also read addresses from FILE (`-`: standard input), separated by white space, in hex like ADDR");
     ClapCommand::new("ptwalk")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Walk x86-64 page tables in a physical memory image (raw, an ELF core, or a Windows crash dump)")
@@ -106,16 +149,19 @@ fn cli() -> ClapCommand {
             ClapCommand::new("translate")
                 .about("Translate virtual addresses: `0x<va> 0x<pa>`, or `0x<va> -`")
                 .args(paging_args.clone())
-                .arg(Arg::new("addresses").value_name("ADDR").required(true).num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3 (4096 is 0x4096)"))
+                .arg(Arg::new("addresses").value_name("ADDR").required_unless_present("addresses-from").num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3 (4096 is 0x4096)"))
+                .arg(addresses_from.clone())
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with("explain").help("Print one JSON object per address (not with --explain)"))
-                .arg(Arg::new("explain").long("explain").action(ArgAction::SetTrue).help("Add every entry visited, as WinDbg's !pte, and why an address does not translate")),
+                .arg(Arg::new("explain").long("explain").action(ArgAction::SetTrue).help("Add every entry visited, and why an address does not translate"))
+                .arg(Arg::new("os").long("os").value_parser(["x86", "windows"]).default_value("x86").requires("explain").help("The words of --explain: x86 (Intel's entry names; not present is all the CPU knows) or windows (WinDbg's names, and Windows' software PTEs decoded as !pte does)")),
         )
         .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does").args(paging_args.clone()))
         .subcommand(
             ClapCommand::new("pte")
                 .about("Print what WinDbg's `!pte ADDR` prints, for each address (a Windows CR3)")
                 .args(paging_args)
-                .arg(Arg::new("addresses").value_name("ADDR").required(true).num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3"))
+                .arg(Arg::new("addresses").value_name("ADDR").required_unless_present("addresses-from").num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3"))
+                .arg(addresses_from)
                 .arg(Arg::new("invalid-pte-mask").long("invalid-pte-mask").value_parser(parse_hex).help("nt!MiState.Hardware.InvalidPteMask, in hex [default: 1 << (MAXPHYADDR - 1), what Windows 10 1803+ computes; 0 before 1803]"))
                 .arg(Arg::new("self-map").long("self-map").default_value("auto").value_parser(parse_self_map).help("Top-level index that maps its own table, in hex, or `auto` to find it")),
         )
@@ -133,13 +179,23 @@ fn parse_command(matches: &ArgMatches) -> Option<Command> {
     Some(match name {
         "translate" => Command::Translate {
             paging,
-            addresses: sub.get_many::<u64>("addresses")?.copied().collect(),
+            addresses: listed_addresses(sub),
+            addresses_from: sub.get_one::<PathBuf>("addresses-from").cloned(),
             json: sub.get_flag("json"),
             explain: sub.get_flag("explain"),
+            os: if sub
+                .get_one::<String>("os")
+                .is_some_and(|os| os == "windows")
+            {
+                Os::Windows
+            } else {
+                Os::X86
+            },
         },
         "pte" => Command::Pte {
             paging,
-            addresses: sub.get_many::<u64>("addresses")?.copied().collect(),
+            addresses: listed_addresses(sub),
+            addresses_from: sub.get_one::<PathBuf>("addresses-from").cloned(),
             invalid_pte_mask: sub.get_one::<u64>("invalid-pte-mask").copied(),
             self_map: *sub.get_one::<SelfMapChoice>("self-map")?,
         },
@@ -157,6 +213,47 @@ fn parse_self_map(text: &str) -> Result<SelfMapChoice, String> {
             "'{text}' is not a table index (0 to 1ff) or `auto`"
         )),
     }
+}
+
+fn listed_addresses(sub: &ArgMatches) -> Vec<u64> {
+    sub.get_many::<u64>("addresses")
+        .map(|many| many.copied().collect())
+        .unwrap_or_default()
+}
+
+/// `listed`, then those in `from` (`-`: standard input).
+fn all_addresses(listed: &[u64], from: Option<&PathBuf>) -> Result<Vec<u64>> {
+    let mut addresses = listed.to_vec();
+    let Some(from) = from else {
+        return Ok(addresses);
+    };
+    let text = if from.as_os_str() == "-" {
+        io::read_to_string(io::stdin().lock())
+            .context("cannot read addresses from standard input")?
+    } else {
+        std::fs::read_to_string(from)
+            .with_context(|| format!("cannot read addresses from {}", from.display()))?
+    };
+    for (number, line) in text.lines().enumerate() {
+        for word in line.split_whitespace() {
+            let address = parse_hex(word).map_err(|error| {
+                anyhow::anyhow!("{} line {}: {error}", from.display(), number + 1)
+            })?;
+            addresses.push(address);
+        }
+    }
+    if addresses.is_empty() {
+        bail!("{} holds no address", from.display());
+    }
+    Ok(addresses)
+}
+
+fn parse_bits(text: &str) -> Result<u32, String> {
+    let parsed = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .map_or_else(|| text.parse(), |hex| u32::from_str_radix(hex, 16));
+    parsed.map_err(|_| format!("'{text}' is not a number of bits (46, or 0x2e)"))
 }
 
 fn parse_hex(text: &str) -> Result<u64, String> {
@@ -218,9 +315,12 @@ fn run(command: &Command) -> Result<()> {
         Command::Translate {
             paging,
             addresses,
+            addresses_from,
             json,
             explain,
+            os,
         } => {
+            let addresses = &all_addresses(addresses, addresses_from.as_ref())?;
             let (paging, image) = paging.open()?;
             let (mut unreadable, mut translated) = (0, 0);
             for &va in addresses {
@@ -236,12 +336,9 @@ fn run(command: &Command) -> Result<()> {
                 let text = if *json {
                     json_line(va, &result)
                 } else {
-                    text_lines(
-                        va,
-                        &result,
-                        *explain,
-                        InvalidPteMask::for_max_phys_bits(paging.max_phys_bits()),
-                    )
+                    let explain = explain.then_some(*os);
+                    let mask = InvalidPteMask::for_max_phys_bits(paging.max_phys_bits());
+                    text_lines(va, &result, explain, mask)
                 };
                 out.write_all(text.as_bytes())?;
             }
@@ -260,9 +357,11 @@ fn run(command: &Command) -> Result<()> {
         Command::Pte {
             paging,
             addresses,
+            addresses_from,
             invalid_pte_mask,
             self_map,
         } => {
+            let addresses = &all_addresses(addresses, addresses_from.as_ref())?;
             let (paging, image) = paging.open()?;
             pte::print(
                 &mut out,
@@ -320,22 +419,99 @@ const SKIPPED_SHOWN: usize = 10;
 
 type Walk = Result<Translation, Fault<OutsideImage>>;
 
-fn text_lines(va: u64, result: &Walk, explain: bool, mask: InvalidPteMask) -> String {
+/// `0x<va> 0x<pa>` or `0x<va> -`, and with `explain` the entries and the
+/// outcome, in the words of that OS.
+fn text_lines(va: u64, result: &Walk, explain: Option<Os>, mask: InvalidPteMask) -> String {
     let mut text = result.as_ref().map_or_else(
         |_| format!("{va:#x} -\n"),
         |t| format!("{va:#x} {:#x}\n", t.pa.0),
     );
-    if explain {
-        let (path, summary) = match result {
-            Ok(t) => (t.path, t.mapping.to_string()),
-            Err(fault) => (fault.path, fault.kind.to_string()),
-        };
-        for line in PathLines(&path, mask).to_string().lines() {
-            let _ = writeln!(text, "    {line}");
+    let Some(os) = explain else {
+        return text;
+    };
+    let (path, summary) = match result {
+        Ok(t) => (t.path, t.mapping.to_string()),
+        Err(fault) => {
+            let summary = fault.kind.to_string();
+            match (os, fault_level(&fault.kind)) {
+                // The walker names levels as Intel does; WinDbg's names here.
+                (Os::Windows, Some(level)) => (
+                    fault.path,
+                    summary.replacen(level.entry_name(), level.windbg_name(), 1),
+                ),
+                _ => (fault.path, summary),
+            }
         }
-        let _ = writeln!(text, "    => {summary}");
+    };
+    match os {
+        Os::Windows => {
+            for line in PathLines(&path, mask).to_string().lines() {
+                let _ = writeln!(text, "    {line}");
+            }
+        }
+        Os::X86 => {
+            for visited in path.as_slice() {
+                let _ = writeln!(text, "    {}", intel_line(visited));
+            }
+        }
     }
+    let _ = writeln!(text, "    => {summary}");
     text
+}
+
+const fn fault_level(kind: &FaultKind<OutsideImage>) -> Option<Level> {
+    match kind {
+        FaultKind::NonCanonical { .. } => None,
+        FaultKind::NotPresent { level, .. }
+        | FaultKind::ReservedBit { level, .. }
+        | FaultKind::ReadFailed { level, .. } => Some(*level),
+    }
+}
+
+/// One entry in Intel's words: `PDPTE at phys 0x2008: 0x...5027 (P RW US A, address 0x5000)`.
+fn intel_line(visited: &Visited) -> String {
+    let Visited { level, addr, entry } = *visited;
+    let mut line = format!("{level} at phys {:#x}: {:#018x} (", addr.0, entry.0);
+    if entry.0 & 1 == 0 {
+        line.push_str("not present)");
+        return line;
+    }
+    let large = matches!(level, Level::Pdpt | Level::Pd) && entry.0 & 0x80 != 0;
+    // PAT is bit 7 in a PTE and bit 12 in a large leaf, where bit 7 is PS.
+    let (bit7, pat_bit12) = match level {
+        Level::Pt => ("PAT", false),
+        _ => ("PS", large),
+    };
+    let flag_bits: [(u64, &str, bool); 11] = [
+        (1, "P", true),
+        (1 << 1, "RW", true),
+        (1 << 2, "US", true),
+        (1 << 3, "PWT", true),
+        (1 << 4, "PCD", true),
+        (1 << 5, "A", true),
+        (1 << 6, "D", true),
+        (1 << 7, bit7, true),
+        (1 << 8, "G", true),
+        (1 << 12, "PAT", pat_bit12),
+        (1 << 63, "XD", true),
+    ];
+    let names: Vec<&str> = flag_bits
+        .iter()
+        .filter(|(bit, _, shown)| *shown && entry.0 & bit != 0)
+        .map(|(_, name, _)| *name)
+        .collect();
+    let address_bits = if large {
+        0x000f_ffff_ffff_e000
+    } else {
+        0x000f_ffff_ffff_f000
+    };
+    let _ = write!(
+        line,
+        "{}, address {:#x})",
+        names.join(" "),
+        entry.0 & address_bits
+    );
+    line
 }
 
 fn json_line(va: u64, result: &Walk) -> String {

@@ -42,6 +42,7 @@ step "clippy (host)" cargo clippy --all-targets --features ptwalk -- -D warnings
 # The driver needs panic = "abort"; host tests unwind. One setting for the whole
 # host build keeps the lib from being built twice under one file name.
 step "host tests" cargo test --features ptwalk --config 'profile.dev.panic="unwind"' 
+step "rustdoc: no warnings (the doc examples run in the host tests)" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --features ptwalk
 step "clippy (driver, x86_64-pc-windows-msvc)" scripts/build-sys.sh --clippy
 step "vmwalk.sys: standalone build" scripts/build-sys.sh
 step "vmwalk.sys: image checks (and broken copies fail)" scripts/emulate.sh --check-image

@@ -4,6 +4,41 @@
 //!
 //! It is `no_std`, never allocates and never panics: the same code runs in the
 //! driver (reading physical memory with `MmCopyMemory`) and on memory images.
+//!
+//! ```
+//! use vmwalk::walker::{FaultKind, ImageMemory, Level, Paging, PagingMode, PhysAddr, VirtAddr};
+//!
+//! // Four tables in a 20 KiB image, PML4 at 0x1000 to PT at 0x4000, that map
+//! // the 4 KiB page at virtual 0x7ff6_c000_1000 to physical 0x9000.
+//! let va: u64 = 0x7ff6_c000_1234;
+//! let mut image = vec![0_u8; 0x5000];
+//! let mut put = |table: u64, shift: u32, entry: u64| {
+//!     let at = usize::try_from(table + 8 * ((va >> shift) & 0x1ff)).unwrap();
+//!     image[at..at + 8].copy_from_slice(&entry.to_le_bytes());
+//! };
+//! let present_writable = 0b11;
+//! put(0x1000, 39, 0x2000 | present_writable);
+//! put(0x2000, 30, 0x3000 | present_writable);
+//! put(0x3000, 21, 0x4000 | present_writable);
+//! put(0x4000, 12, 0x9000 | present_writable);
+//!
+//! let paging = Paging::new(0x1000, PagingMode::FourLevel);
+//! let memory = ImageMemory::new(&image);
+//! let translation = paging.translate(&memory, VirtAddr(va)).unwrap();
+//! assert_eq!(translation.pa, PhysAddr(0x9234));
+//! assert_eq!(translation.path.as_slice().len(), 4, "PML4E, PDPTE, PDE, PTE");
+//! assert!(translation.mapping.access.writable);
+//!
+//! // The next page is not mapped: the walker says where, and why.
+//! let fault = paging.translate(&memory, VirtAddr(va + 0x1000)).unwrap_err();
+//! assert!(matches!(fault.kind, FaultKind::NotPresent { level: Level::Pt, .. }));
+//! assert_eq!(fault.kind.to_string(), "PTE 0x0000000000000000 is not present");
+//!
+//! // Every present leaf, in address order.
+//! let leaves = paging.leaves(&memory).collect::<Result<Vec<_>, _>>().unwrap();
+//! assert_eq!(leaves.len(), 1);
+//! assert_eq!((leaves[0].va, leaves[0].pa), (VirtAddr(0x7ff6_c000_1000), PhysAddr(0x9000)));
+//! ```
 
 mod address;
 mod entry;
@@ -95,7 +130,7 @@ impl Paging {
         Self::new(cr3, mode).with_nx(efer & EFER_NXE != 0)
     }
 
-    /// Sets MAXPHYADDR (CPUID 80000008h:EAX[7:0]).
+    /// Sets MAXPHYADDR (CPUID 80000008h, EAX bits 7:0).
     ///
     /// # Errors
     /// When `bits` is not in 32..=52.

@@ -7,6 +7,21 @@ use super::entry::PageTableEntry;
 use super::{Paging, PhysicalMemory};
 
 /// A top-level entry that maps its own table.
+///
+/// Before Windows 10 1607 the index was always 0x1ED, and the bases were the
+/// well-known constants `WinDbg` users remember:
+///
+/// ```
+/// use vmwalk::walker::{Level, PagingMode, SelfMap, VirtAddr};
+///
+/// let map = SelfMap::at(0x1ed, PagingMode::FourLevel);
+/// assert_eq!(map.pte_base(), VirtAddr(0xffff_f680_0000_0000));
+/// let va = VirtAddr(0);
+/// assert_eq!(map.entry_address(va, Level::Pt), VirtAddr(0xffff_f680_0000_0000));
+/// assert_eq!(map.entry_address(va, Level::Pd), VirtAddr(0xffff_f6fb_4000_0000));
+/// assert_eq!(map.entry_address(va, Level::Pdpt), VirtAddr(0xffff_f6fb_7da0_0000));
+/// assert_eq!(map.entry_address(va, Level::Pml4), VirtAddr(0xffff_f6fb_7dbe_d000));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SelfMap {
     index: usize,

@@ -98,11 +98,16 @@ const _: () = {
 };
 
 // The address-space split `MM_HIGHEST_USER_ADDRESS` and `MM_SYSTEM_RANGE_START` name.
+// Read through a `raw-dylib` import; with the feature `ntoskrnl-lib-data`, through
+// the WDK's ntoskrnl.lib instead (the fallback if MSVC's linker objects to the
+// raw-dylib data import next to that library: `cargo make --features ...` or one
+// line in Cargo.toml's `default`).
 #[cfg(any(windows, clippy))]
 #[cfg_attr(
-    windows,
+    all(windows, not(feature = "ntoskrnl-lib-data")),
     link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
 )]
+#[cfg_attr(all(windows, feature = "ntoskrnl-lib-data"), link(name = "ntoskrnl"))]
 unsafe extern "C" {
     /// The highest address user mode can use.
     pub static MmHighestUserAddress: PVOID;

@@ -835,6 +835,9 @@ def self_test(path):
     def flip_pool_tag(world):  # the free's tag no longer matches: World.rule must say so
         world.pools[next(iter(world.pools))].tag ^= 1
 
+    def drop_share_line(world):  # the driver "forgot" its proof line: the missing-line check
+        world.lines[:] = [(level, line) for level, line in world.lines if "share PFN" not in line]
+
     def flip_pool_pte_bit(world):  # same translation, one entry differs: the per-entry check
         level, slot, entry = world.paging.walk(first_address(world))[-1]
         world.paging.memory.write_u64(slot, entry ^ paging.RW)
@@ -852,6 +855,7 @@ def self_test(path):
         ("the seed's sequence under the Verifier model", dict(verifier=True, force=True, parameters=seed_registry()),
          "bug check 0xc4 (DRIVER_VERIFIER_DETECTED_VIOLATION), subcode 0xb2"),
         ("a registry handle left open", dict(forget_close=True), "leak: registry handle(s) 0x80 left open"),
+        ("a missing proof line", dict(tamper=drop_share_line), "share PFN` line, got 0"),
     ]
     passed = 0
     for name, breakage, expected in cases:
@@ -859,7 +863,25 @@ def self_test(path):
         ok = any(expected in failure for failure in failures)
         passed += ok
         print("harness self-test: %s is %s" % (name, "caught" if ok else "MISSED (%r)" % failures))
-    return passed, len(cases) - passed
+    # The fault-injection checks: a driver that returned another status, or
+    # logged no error line, must fail the fault run.
+    fault_cases = [
+        ("a wrong status after a failed call", ("IoAllocateMdl", STATUS_INTERNAL_ERROR, "vmwalk: IoAllocateMdl failed"),
+         "DriverEntry returned 0xC000009A, want 0xC00000E5"),
+        ("a missing error line after a failed call",
+         ("IoAllocateMdl", STATUS_INSUFFICIENT_RESOURCES, "vmwalk: no such line"), "no error line starting"),
+    ]
+    for name, (fault, status, line), expected in fault_cases:
+        saved = FAULTS[fault]
+        FAULTS[fault] = (status, line)
+        try:
+            failures = run_fault(path, fault)
+        finally:
+            FAULTS[fault] = saved
+        ok = any(expected in failure for failure in failures)
+        passed += ok
+        print("harness self-test: %s is %s" % (name, "caught" if ok else "MISSED (%r)" % failures))
+    return passed, len(cases) + len(fault_cases) - passed
 
 
 def corruption_tests(path):

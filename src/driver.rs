@@ -7,15 +7,18 @@ use core::ffi::CStr;
 use crate::ffi::{
     _DPFLTR_TYPE, ACCESS_MASK, BOOLEAN, DRIVER_OBJECT, DbgPrintEx, ExAllocatePool2,
     ExFreePoolWithTag, HANDLE, IoAllocateMdl, IoBuildPartialMdl, IoFreeMdl,
-    KEY_VALUE_INFORMATION_CLASS, KPROCESSOR_MODE, LOGICAL, MEMORY_CACHING_TYPE, MM_COPY_ADDRESS,
-    MmAllocatePagesForMdlEx, MmBuildMdlForNonPagedPool, MmCopyMemory, MmFreePagesFromMdl,
-    MmGetPhysicalAddress, MmHighestUserAddress, MmIsDriverVerifying, MmMapLockedPagesSpecifyCache,
-    MmSystemRangeStart, MmUnmapLockedPages, NTSTATUS, OBJECT_ATTRIBUTES, PCUNICODE_STRING,
-    PHYSICAL_ADDRESS, PIRP, PMDL, POOL_FLAGS, PUNICODE_STRING, PVOID, SIZE_T, STATUS_SUCCESS,
-    ULONG, ZwClose, ZwOpenKey, ZwQueryValueKey,
+    KEY_VALUE_INFORMATION_CLASS, KPROCESSOR_MODE, KeStackAttachProcess, KeUnstackDetachProcess,
+    LOGICAL, MEMORY_CACHING_TYPE, MM_COPY_ADDRESS, MmAllocatePagesForMdlEx,
+    MmBuildMdlForNonPagedPool, MmCopyMemory, MmFreePagesFromMdl, MmGetPhysicalAddress,
+    MmHighestUserAddress, MmIsDriverVerifying, MmMapLockedPagesSpecifyCache, MmSystemRangeStart,
+    MmUnmapLockedPages, NTSTATUS, OBJECT_ATTRIBUTES, ObfDereferenceObject, PCUNICODE_STRING,
+    PEPROCESS, PHYSICAL_ADDRESS, PIRP, PMDL, POOL_FLAGS, PRKAPC_STATE, PRKPROCESS, PUNICODE_STRING,
+    PVOID, PsLookupProcessByProcessId, SIZE_T, STATUS_SUCCESS, ULONG, ZwClose, ZwOpenKey,
+    ZwQueryValueKey,
 };
 use crate::kernel::{
-    Alias, DriverSlot, KernelApi, LogFormat, PagingRegisters, load, mapping_method, unload,
+    Alias, DriverSlot, KernelApi, LogFormat, PagingRegisters, load, read_parameters, unload,
+    walk_named,
 };
 use crate::walker::VirtAddr;
 
@@ -182,6 +185,30 @@ impl KernelApi for NtKernel {
         unsafe { ZwClose(handle) }
     }
 
+    unsafe fn ps_lookup_process_by_process_id(
+        &self,
+        process_id: HANDLE,
+        process: *mut PEPROCESS,
+    ) -> NTSTATUS {
+        // SAFETY: the caller upholds the trait's contract; PASSIVE_LEVEL.
+        unsafe { PsLookupProcessByProcessId(process_id, process) }
+    }
+
+    unsafe fn ob_dereference_object(&self, object: PVOID) {
+        // SAFETY: the caller upholds the trait's contract.
+        let _ = unsafe { ObfDereferenceObject(object) };
+    }
+
+    unsafe fn ke_stack_attach_process(&self, process: PRKPROCESS, apc_state: PRKAPC_STATE) {
+        // SAFETY: the caller upholds the trait's contract.
+        unsafe { KeStackAttachProcess(process, apc_state) };
+    }
+
+    unsafe fn ke_unstack_detach_process(&self, apc_state: PRKAPC_STATE) {
+        // SAFETY: the caller upholds the trait's contract.
+        unsafe { KeUnstackDetachProcess(apc_state) };
+    }
+
     fn dbg_print(&self, level: ULONG, format: &LogFormat, args: [u64; 2]) {
         let [first, second] = args;
         // SAFETY: LogFormat guarantees a NUL-terminated format with at most two
@@ -283,10 +310,11 @@ pub unsafe extern "system" fn driver_entry(
     registry_path: PCUNICODE_STRING,
 ) -> NTSTATUS {
     // SAFETY: both are what the I/O manager passed to DriverEntry.
-    let method = unsafe { mapping_method(&KERNEL, registry_path, &raw mut *driver) };
+    let parameters = unsafe { read_parameters(&KERNEL, registry_path, &raw mut *driver) };
     let code = VirtAddr((driver_entry as *const ()).addr() as u64);
-    match load(&KERNEL, method, code) {
+    match load(&KERNEL, parameters.method, code) {
         Ok(alias) => {
+            walk_named(&KERNEL, &parameters.named);
             // SAFETY: DriverUnload, the only other user, cannot run before
             // DriverEntry returns.
             let previous = unsafe { LOADED.replace(Some(alias)) };

@@ -15,7 +15,7 @@ use vmwalk::ffi::{
 };
 use vmwalk::kernel::{
     Alias, DriverError, DriverSlot, KernelApi, LogFormat, Mappable, MappingMethod, Mdl, PAGE_SIZE,
-    POOL_TAG, PoolBuffer, load, mapping_method, unload,
+    POOL_TAG, PoolBuffer, load, read_parameters, unload,
 };
 use vmwalk::walker::VirtAddr;
 
@@ -331,7 +331,7 @@ fn method_with(
     let path = FakeKernel::registry_path(&mut buffer);
     let mut driver = std::mem::MaybeUninit::<vmwalk::ffi::DRIVER_OBJECT>::zeroed();
     // SAFETY: a registry path and a driver object as DriverEntry receives them.
-    let method = unsafe { mapping_method(&kernel, &raw const path, driver.as_mut_ptr()) };
+    let method = unsafe { read_parameters(&kernel, &raw const path, driver.as_mut_ptr()) }.method;
     kernel.assert_nothing_leaked();
     (method, kernel.lines(), kernel.lines_at(DPFLTR_ERROR_LEVEL))
 }

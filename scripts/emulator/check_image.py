@@ -24,6 +24,8 @@ ALLOWED_IMPORTS = {
         b"MmUnmapLockedPages", b"MmCopyMemory", b"MmGetPhysicalAddress",
         b"MmAllocatePagesForMdlEx", b"MmFreePagesFromMdl", b"IoBuildPartialMdl",
         b"MmIsDriverVerifying", b"ZwOpenKey", b"ZwQueryValueKey", b"ZwClose",
+        b"PsLookupProcessByProcessId", b"ObfDereferenceObject", b"KeStackAttachProcess",
+        b"KeUnstackDetachProcess",
         # Exported variables (the IAT slot holds their address).
         b"MmHighestUserAddress", b"MmSystemRangeStart",
     },

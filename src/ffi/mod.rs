@@ -37,6 +37,10 @@
 //!   WDK reference pages; `OBJECT_ATTRIBUTES` (0x30 bytes, `ObjectName` at
 //!   0x10, `Attributes` at 0x18) from ntdef.h; `MDL_*` flags and
 //!   `MM_ALLOCATE_FULLY_REQUIRED` (4) from wdm.h.
+//! - `PsLookupProcessByProcessId` (ntddk.h), `ObfDereferenceObject` (wdm.h,
+//!   what the `ObDereferenceObject` macro calls), `KeStackAttachProcess` and
+//!   `KeUnstackDetachProcess` (ntddk.h): their WDK reference pages;
+//!   `KAPC_STATE` is 0x30 bytes on x64 (wdm.h), asserted below.
 //! - `MmCopyMemory` (ntddk.h) and `MmGetPhysicalAddress` (wdm.h): their WDK
 //!   reference pages; `MM_COPY_ADDRESS` is a struct around an anonymous union
 //!   (`ns-ntddk-_mm_copy_address`), which bindgen names
@@ -77,7 +81,8 @@ const _: () = {
     assert!(MDL_PARTIAL == 0x10 && MDL_PARTIAL_HAS_BEEN_MAPPED == 0x20);
     assert!(MM_ALLOCATE_FULLY_REQUIRED == 0x4);
     assert!(OBJ_CASE_INSENSITIVE == 0x40 && OBJ_KERNEL_HANDLE == 0x200);
-    assert!(REG_SZ == 1);
+    assert!(REG_SZ == 1 && REG_DWORD == 4 && REG_MULTI_SZ == 7);
+    assert!(size_of::<KAPC_STATE>() == 0x30);
     assert!(_KEY_VALUE_INFORMATION_CLASS::KeyValuePartialInformation == 2);
     assert!(size_of::<OBJECT_ATTRIBUTES>() == 0x30);
     assert!(offset_of!(OBJECT_ATTRIBUTES, ObjectName) == 0x10);

@@ -23,6 +23,7 @@ pub type ULONG = u32;
 pub type LONG = i32;
 pub type ULONG64 = u64;
 pub type ULONG_PTR = u64;
+pub type LONG_PTR = i64;
 pub type SIZE_T = ULONG_PTR;
 pub type PSIZE_T = *mut SIZE_T;
 pub type LONGLONG = i64;
@@ -114,6 +115,23 @@ pub type MM_COPY_ADDRESS = _MM_COPY_ADDRESS;
 pub struct _EPROCESS {
     _opaque: [u8; 0],
 }
+pub type PEPROCESS = *mut _EPROCESS;
+#[repr(C)]
+pub struct _KPROCESS {
+    _opaque: [u8; 0],
+}
+pub type PRKPROCESS = *mut _KPROCESS;
+/// `struct _KAPC_STATE` (wdm.h): only its size matters to the driver, which
+/// gives `KeStackAttachProcess` room to save the thread's APC state.
+#[repr(C)]
+#[derive(Copy, Clone)]
+pub struct _KAPC_STATE {
+    _opaque: [u64; 6],
+}
+pub type KAPC_STATE = _KAPC_STATE;
+pub type PRKAPC_STATE = *mut _KAPC_STATE;
+pub const REG_DWORD: u32 = 4;
+pub const REG_MULTI_SZ: u32 = 7;
 #[repr(C)]
 pub struct _IRP {
     _opaque: [u8; 0],
@@ -257,6 +275,10 @@ unsafe extern "C" {
         ResultLength: *mut ULONG,
     ) -> NTSTATUS;
     pub fn ZwClose(Handle: HANDLE) -> NTSTATUS;
+    pub fn PsLookupProcessByProcessId(ProcessId: HANDLE, Process: *mut PEPROCESS) -> NTSTATUS;
+    pub fn ObfDereferenceObject(Object: PVOID) -> LONG_PTR;
+    pub fn KeStackAttachProcess(PROCESS: PRKPROCESS, ApcState: PRKAPC_STATE);
+    pub fn KeUnstackDetachProcess(ApcState: PRKAPC_STATE);
     pub fn DbgPrintEx(ComponentId: ULONG, Level: ULONG, Format: PCSTR, ...) -> ULONG;
     pub fn MmCopyMemory(
         TargetAddress: PVOID,

@@ -13,13 +13,13 @@ use crate::walker::{Paging, PagingMode, Path, PhysAddr, PhysicalMemory, SelfMap,
 
 /// Where Windows splits user and system space.
 #[derive(Clone, Copy)]
-struct Split {
+pub(super) struct Split {
     highest_user: u64,
     system_start: u64,
 }
 
 impl Split {
-    const fn side(self, va: u64) -> &'static str {
+    pub(super) const fn side(self, va: u64) -> &'static str {
         if va <= self.highest_user {
             "user space"
         } else if va >= self.system_start {
@@ -31,7 +31,7 @@ impl Split {
 }
 
 /// The paging state of the current processor and how to read its tables.
-struct Walker<'k, K: KernelApi> {
+pub(super) struct Walker<'k, K: KernelApi> {
     kernel: &'k K,
     paging: Paging,
     memory: KernelMemory<'k, K>,
@@ -42,7 +42,7 @@ struct Walker<'k, K: KernelApi> {
 
 /// Where a walk ended: the physical address and the leaf entry's.
 #[derive(Clone, Copy)]
-struct Walked {
+pub(super) struct Walked {
     pa: PhysAddr,
     leaf_entry: PhysAddr,
 }
@@ -101,7 +101,12 @@ pub fn inspect<K: KernelApi>(alias: &Alias<'_, K>, code: VirtAddr) -> Result<(),
 }
 
 impl<'k, K: KernelApi> Walker<'k, K> {
-    fn new(kernel: &'k K) -> Self {
+    /// Where Windows splits user and system space.
+    pub(super) const fn split(&self) -> Split {
+        self.split
+    }
+
+    pub(super) fn new(kernel: &'k K) -> Self {
         let registers = kernel.paging_registers();
         let paging = Paging::from_registers(registers.cr3, registers.cr4, registers.efer)
             .with_gigabyte_pages(registers.gigabyte_pages);
@@ -162,7 +167,7 @@ impl<'k, K: KernelApi> Walker<'k, K> {
     }
 
     /// Logs the walk of `va` and its result; the physical address if it translates.
-    fn walk(&self, name: &str, va: u64) -> Option<Walked> {
+    pub(super) fn walk(&self, name: &str, va: u64) -> Option<Walked> {
         let kernel = self.kernel;
         let side = self.split.side(va);
         log(

@@ -11,6 +11,7 @@ mod lifecycle;
 mod line;
 mod log;
 mod memory;
+mod named;
 mod parameters;
 mod physical;
 
@@ -21,15 +22,17 @@ pub use lifecycle::{DriverSlot, POOL_TAG, load, unload};
 pub use line::Line;
 pub use log::LogFormat;
 pub use memory::{Mappable, Mapping, Mdl, PAGE_SIZE, PagesMdl, PartialMdl, PoolBuffer};
-pub use parameters::mapping_method;
+pub use named::{MAX_NAMED_ADDRESSES, NamedAddresses, walk_named};
+pub use parameters::{Parameters, read_parameters};
 pub use physical::{CopyFailed, KernelMemory};
 
 use core::ffi::CStr;
 
 use crate::ffi::{
     ACCESS_MASK, BOOLEAN, DRIVER_OBJECT, HANDLE, KEY_VALUE_INFORMATION_CLASS, KPROCESSOR_MODE,
-    LOGICAL, MEMORY_CACHING_TYPE, MM_COPY_ADDRESS, NTSTATUS, OBJECT_ATTRIBUTES, PHYSICAL_ADDRESS,
-    PIRP, PMDL, POOL_FLAGS, PUNICODE_STRING, PVOID, SIZE_T, ULONG,
+    LOGICAL, MEMORY_CACHING_TYPE, MM_COPY_ADDRESS, NTSTATUS, OBJECT_ATTRIBUTES, PEPROCESS,
+    PHYSICAL_ADDRESS, PIRP, PMDL, POOL_FLAGS, PRKAPC_STATE, PRKPROCESS, PUNICODE_STRING, PVOID,
+    SIZE_T, ULONG,
 };
 
 /// What the walker needs from the CPU: control registers, EFER and CPUID.
@@ -175,6 +178,35 @@ pub trait KernelApi {
     /// # Safety
     /// `handle` is open and closed only here.
     unsafe fn zw_close(&self, handle: HANDLE) -> NTSTATUS;
+
+    /// `PsLookupProcessByProcessId`: on success `*process` holds a reference.
+    ///
+    /// # Safety
+    /// `process` is writable.
+    unsafe fn ps_lookup_process_by_process_id(
+        &self,
+        process_id: HANDLE,
+        process: *mut PEPROCESS,
+    ) -> NTSTATUS;
+
+    /// `ObDereferenceObject` (the `ObfDereferenceObject` export).
+    ///
+    /// # Safety
+    /// `object` holds a reference this caller took, released only here.
+    unsafe fn ob_dereference_object(&self, object: PVOID);
+
+    /// `KeStackAttachProcess`.
+    ///
+    /// # Safety
+    /// `process` is referenced until the matching detach; `apc_state` is
+    /// writable and stays in place until then.
+    unsafe fn ke_stack_attach_process(&self, process: PRKPROCESS, apc_state: PRKAPC_STATE);
+
+    /// `KeUnstackDetachProcess`.
+    ///
+    /// # Safety
+    /// `apc_state` is what the matching, most recent attach filled in.
+    unsafe fn ke_unstack_detach_process(&self, apc_state: PRKAPC_STATE);
 
     /// `DbgPrintEx(DPFLTR_IHVDRIVER_ID, level, format, args[0], args[1])`.
     fn dbg_print(&self, level: ULONG, format: &LogFormat, args: [u64; 2]);

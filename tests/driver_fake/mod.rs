@@ -27,11 +27,11 @@ use vmwalk::ffi::{
     MDL_MAPPED_TO_SYSTEM_VA, MDL_PAGES_LOCKED, MDL_PARTIAL, MDL_PARTIAL_HAS_BEEN_MAPPED,
     MDL_SOURCE_IS_NONPAGED_POOL, MEMORY_CACHING_TYPE, MM_ALLOCATE_FULLY_REQUIRED, MM_COPY_ADDRESS,
     MM_COPY_MEMORY_PHYSICAL, MdlMappingNoExecute, NTSTATUS, OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES,
-    PHYSICAL_ADDRESS, PIRP, PMDL, POOL_FLAG_NON_PAGED, POOL_FLAGS, PUNICODE_STRING, PVOID, REG_SZ,
-    SIZE_T, ULONG, UNICODE_STRING,
+    PEPROCESS, PHYSICAL_ADDRESS, PIRP, PMDL, POOL_FLAG_NON_PAGED, POOL_FLAGS, PRKAPC_STATE,
+    PRKPROCESS, PUNICODE_STRING, PVOID, REG_SZ, SIZE_T, ULONG, UNICODE_STRING,
 };
 use vmwalk::kernel::{KernelApi, LogFormat, PagingRegisters};
-use vmwalk::walker::PagingMode;
+use vmwalk::walker::{Level, PagingMode};
 use world::World;
 
 const PAGE: usize = 0x1000;
@@ -62,6 +62,8 @@ pub enum Fault {
     WalkContradicts,
     /// `ExAllocatePool2` returns NULL.
     ExAllocatePool2,
+    /// `PsLookupProcessByProcessId` fails.
+    PsLookupProcessByProcessId,
     /// `IoAllocateMdl` returns NULL.
     IoAllocateMdl,
     /// `MmBuildMdlForNonPagedPool` leaves the MDL untouched.
@@ -176,6 +178,23 @@ struct State {
     lines: Vec<(ULONG, String)>,
 }
 
+/// A process: its top-level table and the references the driver holds.
+struct FakeProcess {
+    root: u64,
+    /// Its `EPROCESS` address: this box's.
+    object: Box<u64>,
+    references: u32,
+}
+
+impl FakeProcess {
+    fn address(&self) -> usize {
+        std::ptr::from_ref::<u64>(&self.object).addr()
+    }
+}
+
+/// `STATUS_INVALID_PARAMETER`: what `PsLookupProcessByProcessId` returns for no such process.
+pub const STATUS_INVALID_PARAMETER: NTSTATUS = 0xC000_000D_u32.cast_signed();
+
 /// Registry values by lower-case name: type and data.
 type Values = HashMap<String, (u32, Vec<u8>)>;
 
@@ -192,6 +211,9 @@ pub struct FakeKernel {
     parameters: RefCell<Option<Values>>,
     /// `MmMapLockedPagesSpecifyCache` calls so far.
     maps: Cell<usize>,
+    processes: RefCell<HashMap<u32, FakeProcess>>,
+    /// While attached: the APC state pointer given and the root to restore.
+    attachment: Cell<Option<(usize, u64)>>,
     state: RefCell<State>,
     world: RefCell<World>,
     /// `MmGetPhysicalAddress` answers this much off the truth.
@@ -342,6 +364,47 @@ impl FakeKernel {
         self.irql.set(irql);
     }
 
+    /// A process `process_id` with its own top-level table (kernel half
+    /// shared); returns the table's physical address.
+    pub fn add_process(&self, process_id: u32) -> u64 {
+        let root = self.world.borrow_mut().new_process_root();
+        self.processes.borrow_mut().insert(
+            process_id,
+            FakeProcess {
+                root,
+                object: Box::new(u64::from(process_id)),
+                references: 0,
+            },
+        );
+        root
+    }
+
+    /// Maps `va` to a fresh frame in `process_id`'s address space; the frame.
+    pub fn map_in_process(&self, process_id: u32, va: u64) -> u64 {
+        let root = self.processes.borrow()[&process_id].root;
+        let mut world = self.world.borrow_mut();
+        let own = std::mem::replace(&mut world.root, root);
+        let frame = world.new_page();
+        world.map(va, frame);
+        world.root = own;
+        frame
+    }
+
+    /// Changes `process_id`'s entry at `level` on `va`'s walk.
+    pub fn set_process_entry(
+        &self,
+        process_id: u32,
+        va: u64,
+        level: Level,
+        change: impl Fn(u64) -> u64,
+    ) {
+        let root = self.processes.borrow()[&process_id].root;
+        let mut world = self.world.borrow_mut();
+        let own = std::mem::replace(&mut world.root, root);
+        world.set_entry(va, level, change);
+        world.root = own;
+    }
+
     /// Sets `name` under `Parameters` (creating the key) to `value_type` and `data`.
     pub fn set_parameter(&self, name: &str, value_type: u32, data: &[u8]) {
         self.parameters
@@ -481,9 +544,11 @@ impl FakeKernel {
         let mdls = state.mdls.iter().filter(|m| m.live).count();
         let mappings = state.mappings.iter().filter(|m| m.live).count();
         let keys = state.open_keys.len();
+        let references: u32 = self.processes.borrow().values().map(|p| p.references).sum();
+        let attached = u32::from(self.attachment.get().is_some());
         assert!(
-            pools + mdls + mappings + keys == 0,
-            "fake kernel: leak: {pools} pool allocations, {mdls} MDLs, {mappings} mappings, {keys} registry handles live"
+            pools + mdls + mappings + keys == 0 && references + attached == 0,
+            "fake kernel: leak: {pools} pool allocations, {mdls} MDLs, {mappings} mappings, {keys} registry handles, {references} process references, {attached} attachments live"
         );
     }
 
@@ -1137,6 +1202,74 @@ impl KernelApi for FakeKernel {
             });
         state.open_keys.remove(index);
         0
+    }
+
+    unsafe fn ps_lookup_process_by_process_id(
+        &self,
+        process_id: HANDLE,
+        process: *mut PEPROCESS,
+    ) -> NTSTATUS {
+        self.call("PsLookupProcessByProcessId");
+        if self.fault == Some(Fault::PsLookupProcessByProcessId) {
+            return STATUS_INVALID_PARAMETER;
+        }
+        let id = u32::try_from(process_id as usize).unwrap_or(u32::MAX);
+        let mut processes = self.processes.borrow_mut();
+        let Some(found) = processes.get_mut(&id) else {
+            return STATUS_INVALID_PARAMETER;
+        };
+        found.references += 1;
+        let object = std::ptr::from_ref::<u64>(&found.object).cast_mut().cast();
+        // SAFETY: the caller promises a writable PEPROCESS.
+        unsafe { process.write(object) };
+        0
+    }
+
+    unsafe fn ob_dereference_object(&self, object: PVOID) {
+        self.call("ObfDereferenceObject");
+        let mut processes = self.processes.borrow_mut();
+        let found = processes
+            .values_mut()
+            .find(|p| p.address() == object.addr())
+            .expect("fake kernel: ObDereferenceObject of an object nobody referenced");
+        assert!(
+            found.references > 0,
+            "fake kernel: ObDereferenceObject without a reference (twice?)"
+        );
+        found.references -= 1;
+    }
+
+    unsafe fn ke_stack_attach_process(&self, process: PRKPROCESS, apc_state: PRKAPC_STATE) {
+        self.call("KeStackAttachProcess");
+        assert!(
+            self.attachment.get().is_none(),
+            "fake kernel: attached twice without a detach"
+        );
+        let processes = self.processes.borrow();
+        let found = processes
+            .values()
+            .find(|p| p.address() == process.addr())
+            .expect("fake kernel: KeStackAttachProcess to something that is not a process");
+        assert!(
+            found.references > 0,
+            "fake kernel: attaching to a process without holding a reference"
+        );
+        let mut world = self.world.borrow_mut();
+        let own = std::mem::replace(&mut world.root, found.root);
+        self.attachment.set(Some((apc_state as usize, own)));
+    }
+
+    unsafe fn ke_unstack_detach_process(&self, apc_state: PRKAPC_STATE) {
+        self.call("KeUnstackDetachProcess");
+        let (saved, own) = self
+            .attachment
+            .take()
+            .expect("fake kernel: detach without an attach");
+        assert_eq!(
+            saved, apc_state as usize,
+            "fake kernel: detach with another APC state than the attach"
+        );
+        self.world.borrow_mut().root = own;
     }
 
     fn dbg_print(&self, level: ULONG, format: &LogFormat, args: [u64; 2]) {

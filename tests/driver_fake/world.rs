@@ -70,6 +70,15 @@ impl World {
         }
     }
 
+    /// A new top-level table for a process: its user half empty (private),
+    /// its kernel half the current table's (shared), as Windows builds one.
+    pub fn new_process_root(&mut self) -> u64 {
+        let root = self.new_page();
+        let kernel_half: Vec<u64> = self.pages[&self.root][256..].to_vec();
+        self.pages.get_mut(&root).unwrap()[256..].copy_from_slice(&kernel_half);
+        root
+    }
+
     /// The physical address of the entry at `level` on `va`'s walk.
     pub fn entry_address(&self, va: u64, level: Level) -> u64 {
         let mut table = self.root;

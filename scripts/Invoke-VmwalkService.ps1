@@ -34,8 +34,26 @@ With Install or Cycle: writes Parameters\MappingMethod after the service is
 created. NonPagedPoolMdl runs the design's first sequence (Driver Verifier
 stops it; the driver refuses it while verified); Default removes the value.
 
+.PARAMETER Address
+With Install or Cycle: hex addresses (WinDbg's forms, at most 16) for
+DriverEntry to walk, written to Parameters\Addresses. User addresses need
+-ProcessId or -ProcessName. Quote an address with a backtick
+('fffff800`12345000'): unquoted, the backtick is PowerShell's escape.
+
+.PARAMETER ProcessId
+The process whose address space holds the user addresses.
+
+.PARAMETER ProcessName
+The same, by name (notepad.exe): resolved to its id here, with Get-Process.
+
+.PARAMETER ClearAddresses
+With Install or Cycle: remove Addresses and ProcessId.
+
 .EXAMPLE
 powershell -ExecutionPolicy Bypass -File .\scripts\Invoke-VmwalkService.ps1 Cycle
+
+.EXAMPLE
+powershell -ExecutionPolicy Bypass -File .\scripts\Invoke-VmwalkService.ps1 Cycle -Address 0x7ff6c0001000, 'fffff800`12345000' -ProcessName notepad.exe
 
 .EXAMPLE
 powershell -ExecutionPolicy Bypass -File .\scripts\Invoke-VmwalkService.ps1 Install -PackagePath C:\vmwalk\vmwalk_package -WhatIf
@@ -53,7 +71,11 @@ param(
     [int]$HoldSeconds = 5,
     [switch]$NoDebugView,
     [ValidateSet('Default', 'PartialMdl', 'NonPagedPoolMdl')]
-    [string]$MappingMethod
+    [string]$MappingMethod,
+    [object[]]$Address,
+    [int]$ProcessId,
+    [string]$ProcessName,
+    [switch]$ClearAddresses
 )
 
 Set-StrictMode -Version Latest
@@ -86,17 +108,26 @@ if ($Action -eq 'Status') {
 Assert-Administrator
 $whatIf = [bool]$WhatIfPreference
 
+# Parameters\ values for the next DriverEntry, written after Install (Remove deletes them).
+function Set-Parameters {
+    if ($MappingMethod) { Set-VmwalkMappingMethod -Method $MappingMethod -WhatIf:$whatIf }
+    if ($ClearAddresses) { Set-VmwalkNamedAddresses -Clear -WhatIf:$whatIf }
+    if ($Address) {
+        Set-VmwalkNamedAddresses -Address $Address -ProcessId $ProcessId -ProcessName $ProcessName -WhatIf:$whatIf
+    }
+}
+
 switch ($Action) {
     'Install' {
         Install-VmwalkService -DriverPath (Get-DriverFile) -WhatIf:$whatIf
-        if ($MappingMethod) { Set-VmwalkMappingMethod -Method $MappingMethod -WhatIf:$whatIf }
+        Set-Parameters
     }
     'Start' { Start-VmwalkService -WhatIf:$whatIf }
     'Stop' { Stop-VmwalkService -WhatIf:$whatIf }
     'Remove' { Remove-VmwalkService -WhatIf:$whatIf }
     'Cycle' {
         Install-VmwalkService -DriverPath (Get-DriverFile) -WhatIf:$whatIf
-        if ($MappingMethod) { Set-VmwalkMappingMethod -Method $MappingMethod -WhatIf:$whatIf }
+        Set-Parameters
         $debugView = $null
         if (-not $NoDebugView) {
             $debugView = Start-VmwalkDebugView -LogPath $LogPath -WhatIf:$whatIf

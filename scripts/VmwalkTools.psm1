@@ -322,6 +322,59 @@ function Set-VmwalkMappingMethod {
     }
 }
 
+function Set-VmwalkNamedAddresses {
+    <#
+    .SYNOPSIS
+    Writes Addresses (REG_MULTI_SZ) and ProcessId (REG_DWORD) under the
+    service's Parameters key for the next DriverEntry, or removes them with
+    -Clear. A -ProcessName is resolved to its process id here, in user mode.
+    #>
+    [CmdletBinding(SupportsShouldProcess = $true)]
+    param(
+        # Strings as WinDbg writes them, or numbers: PowerShell reads a bare
+        # 0x7ff6c0001000 argument as a number, which is written back in hex.
+        [object[]]$Address,
+        [int]$ProcessId,
+        [string]$ProcessName,
+        [switch]$Clear,
+        [string]$Name = $script:DefaultServiceName
+    )
+    $key = "HKLM:\SYSTEM\CurrentControlSet\Services\$Name\Parameters"
+    if ($Clear) {
+        foreach ($value in 'Addresses', 'ProcessId') {
+            if ((Test-Path -LiteralPath $key) -and $null -ne (Get-ItemProperty -LiteralPath $key -Name $value -ErrorAction SilentlyContinue)) {
+                if ($PSCmdlet.ShouldProcess("$key\$value", 'Remove-ItemProperty')) {
+                    Remove-ItemProperty -LiteralPath $key -Name $value
+                }
+            }
+        }
+        Write-Host 'Addresses and ProcessId cleared.'
+        return
+    }
+    if (-not $Address -or $Address.Count -eq 0) { return }
+    if ($Address.Count -gt 16) { throw "At most 16 addresses, not $($Address.Count)." }
+    $Address = @($Address | ForEach-Object { if ($_ -is [ValueType]) { '0x{0:x}' -f $_ } else { [string]$_ } })
+    if ($ProcessName) {
+        $process = @(Get-Process -Name ($ProcessName -replace '\.exe$', '') -ErrorAction SilentlyContinue)
+        if ($process.Count -eq 0) { throw "No process named $ProcessName is running." }
+        if ($process.Count -gt 1) {
+            throw "$($process.Count) processes are named ${ProcessName}: pass -ProcessId, one of $(($process | ForEach-Object Id) -join ', ')."
+        }
+        $ProcessId = $process[0].Id
+        Write-Host "$ProcessName is process $ProcessId."
+    }
+    if ($PSCmdlet.ShouldProcess("$key\Addresses", "set REG_MULTI_SZ $($Address -join ', ')")) {
+        if (-not (Test-Path -LiteralPath $key)) { New-Item -Path $key -Force | Out-Null }
+        New-ItemProperty -LiteralPath $key -Name 'Addresses' -PropertyType MultiString -Value $Address -Force | Out-Null
+        if ($ProcessId) {
+            New-ItemProperty -LiteralPath $key -Name 'ProcessId' -PropertyType DWord -Value $ProcessId -Force | Out-Null
+        } elseif ($null -ne (Get-ItemProperty -LiteralPath $key -Name 'ProcessId' -ErrorAction SilentlyContinue)) {
+            Remove-ItemProperty -LiteralPath $key -Name 'ProcessId'
+        }
+        Write-Host "Addresses = $($Address -join ', ')$(if ($ProcessId) { ", ProcessId = $ProcessId" }) (read by the next DriverEntry)."
+    }
+}
+
 function Start-VmwalkService {
     [CmdletBinding(SupportsShouldProcess = $true)]
     param([string]$Name = $script:DefaultServiceName)
@@ -449,6 +502,7 @@ Export-ModuleMember -Function @(
     'Write-VmwalkSignatureWarning',
     'Install-VmwalkService',
     'Set-VmwalkMappingMethod',
+    'Set-VmwalkNamedAddresses',
     'Start-VmwalkService',
     'Stop-VmwalkService',
     'Remove-VmwalkService',

@@ -23,7 +23,7 @@ expect "--help prints emulate.sh's usage without building" 0 \
     "Builds vmwalk.sys (scripts/build-sys.sh) and runs it under speakeasy-emulator:" out \
     env PATH=/nonexistent/cargo-must-not-run:"$PATH" CARGO=/bin/false scripts/emulate.sh --la57 --help
 expect "--fail with an unknown call fails with one clear line" 1 \
-    "emulate.sh: argument --fail: invalid choice: 'NoSuchCall' (choose from 'ExAllocatePool2', 'IoAllocateMdl', 'MmAllocatePagesForMdlEx', 'MmBuildMdlForNonPagedPool', 'MmCopyMemory', 'MmGetPhysicalAddress', 'MmMapLockedPagesSpecifyCache', 'ZwOpenKey', 'ZwQueryValueKey', 'not-aliased', 'same-address', 'second-mapping', 'short-page-allocation', 'walk-contradicts')" err \
+    "emulate.sh: argument --fail: invalid choice: 'NoSuchCall' (choose from 'ExAllocatePool2', 'IoAllocateMdl', 'MmAllocatePagesForMdlEx', 'MmBuildMdlForNonPagedPool', 'MmCopyMemory', 'MmGetPhysicalAddress', 'MmMapLockedPagesSpecifyCache', 'PsLookupProcessByProcessId', 'ZwOpenKey', 'ZwQueryValueKey', 'not-aliased', 'same-address', 'second-mapping', 'short-page-allocation', 'walk-contradicts')" err \
     scripts/emulate.sh --fail NoSuchCall
 expect "--registry without NAME=VALUE fails before building" 1 \
     "emulate.sh: --registry wants NAME=VALUE, got 'MappingMethod'" err \

@@ -8,6 +8,12 @@
 #   scripts/emulate.sh --seed-sequence    the design's first sequence (Parameters\MappingMethod = NonPagedPoolMdl);
 #                                         with --verifier, forced past the driver's refusal: stops with 0xC4, 0xB2
 #   scripts/emulate.sh --registry N=V     a REG_SZ value under the service's Parameters key
+#   scripts/emulate.sh --addresses A,B [--process-id 6732]
+#                                         Parameters\Addresses for the driver to walk; the world gains a user
+#                                         process 6732 with pages at 0x7ff6c0001000 (present), 0x7ff6c0002000
+#                                         (demand zero), 0x7ff6c0003000 (transition), 0x7ff6c0004000 (page file)
+#                                         and a 2 MiB page at 0x2104a600000
+#   scripts/emulate.sh --named-addresses  good and bad named addresses, checked against the world
 #   scripts/emulate.sh --fault-injection  make each kernel call fail in turn, for both mapping methods
 #   scripts/emulate.sh --fail CALL        make one call fail
 #   scripts/emulate.sh --self-test        check the harness catches leaks, unhandled imports, wrong addresses

@@ -49,6 +49,7 @@ step "vmwalk.sys: image checks (and broken copies fail)" scripts/emulate.sh --ch
 step "emulator: harness self-test" scripts/emulate.sh --self-test
 step "emulator: DriverEntry and DriverUnload" scripts/emulate.sh
 step "emulator: fault injection" scripts/emulate.sh --fault-injection
+step "emulator: named addresses (kernel; user, in a process, every kind of PTE; bad input)" scripts/emulate.sh --named-addresses
 step "emulator: Driver Verifier model (--verifier clean; --verifier --seed-sequence stops with 0xC4/0xB2; --seed-sequence retail; refusal)" scripts/emulate-verifier-test.sh
 step "emulator: 5-level world, corrupt entries (not present, reserved bit, Windows software PTEs)" scripts/emulate.sh --corruption-tests
 step "emulate.sh: command line (--help, bad options, --check-image anywhere)" scripts/emulate-cli-test.sh

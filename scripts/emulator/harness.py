@@ -28,6 +28,7 @@ NonPagedPoolMdl; with --verifier as well, the driver's refusal is bypassed
 """
 
 import argparse
+import itertools
 import ctypes
 import mmap
 import random
@@ -41,7 +42,7 @@ import speakeasy
 from speakeasy.winenv import arch as e_arch
 
 import world as paging
-from walk_check import check_world
+from walk_check import WALK_LINE, check_world
 
 PAGE = 0x1000
 POOL_FLAG_NON_PAGED = 0x40
@@ -57,6 +58,12 @@ MM_ALLOCATE_FULLY_REQUIRED = 0x4
 OBJ_KERNEL_HANDLE = 0x200
 KEY_VALUE_PARTIAL_INFORMATION = 2
 REG_SZ = 1
+REG_DWORD = 4
+REG_MULTI_SZ = 7
+STATUS_INVALID_PARAMETER = 0xC000000D
+PROCESS_ID = 6732  # the world's user process, when addresses are named
+NAMED_LINE = re.compile(r"vmwalk: \d+ address\(es\) named")
+ALIAS_START = re.compile(r"vmwalk: (MmAllocatePagesForMdlEx|ExAllocatePool2)\b")
 STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
 STATUS_BUFFER_OVERFLOW = 0x80000005
 DRIVER_VERIFIER_DETECTED_VIOLATION = 0xC4
@@ -104,6 +111,7 @@ FAULTS = {
     # These do not fail the load: the driver logs them and goes on.
     "ZwOpenKey": (STATUS_SUCCESS, "vmwalk: opening the service key failed"),
     "ZwQueryValueKey": (STATUS_SUCCESS, "vmwalk: reading MappingMethod failed"),
+    "PsLookupProcessByProcessId": (STATUS_SUCCESS, "vmwalk: PsLookupProcessByProcessId(%d) failed" % PROCESS_ID),
     "MmCopyMemory": (STATUS_SUCCESS, None),  # "walk of <first> ... failed"
     "MmGetPhysicalAddress": (STATUS_SUCCESS, None),  # "disagreement for <first>"
 }
@@ -111,7 +119,8 @@ DEFAULT_ONLY = {"MmAllocatePagesForMdlEx", "short-page-allocation", "second-mapp
 SEED_ONLY = {"ExAllocatePool2", "MmBuildMdlForNonPagedPool"}
 # Calls that return nothing, so they have no failure to inject.
 RELEASES = {"ExFreePoolWithTag", "IoFreeMdl", "MmUnmapLockedPages", "MmFreePagesFromMdl", "IoBuildPartialMdl",
-            "ZwClose", "MmIsDriverVerifying"}
+            "ZwClose", "MmIsDriverVerifying", "ObfDereferenceObject", "KeStackAttachProcess",
+            "KeUnstackDetachProcess"}
 
 
 class HostPages:
@@ -170,6 +179,10 @@ class World:
     map_calls: int = 0
     open_keys: list = field(default_factory=list)
     close_nothing: bool = False  # self-test: ZwClose leaves the handle open
+    process: tuple | None = None  # (top, CR3) of the world's user process
+    eprocess: int = 0  # its EPROCESS address in guest memory
+    process_references: int = 0
+    attached: tuple | None = None  # (APC state address, the address space left)
     pools: dict = field(default_factory=dict)
     mdls: dict = field(default_factory=dict)
     mappings: dict = field(default_factory=dict)
@@ -571,6 +584,43 @@ def install(se, world, missing=()):
         emu.mem_write(result, struct.pack("<I", len(answer)))
         return STATUS_BUFFER_OVERFLOW if len(answer) > length & 0xFFFFFFFF else STATUS_SUCCESS
 
+    @hook("PsLookupProcessByProcessId", 2)
+    def ps_lookup_process_by_process_id(emu, argv):
+        pid, out = argv
+        if world.fault == "PsLookupProcessByProcessId" or world.process is None or pid != PROCESS_ID:
+            return STATUS_INVALID_PARAMETER
+        if not world.eprocess:
+            world.eprocess = emu.mem_map(PAGE, tag="vmwalk.eprocess")
+        world.process_references += 1
+        emu.mem_write(out, struct.pack("<Q", world.eprocess))
+        return STATUS_SUCCESS
+
+    @hook("ObfDereferenceObject", 1)
+    def ob_dereference_object(emu, argv):
+        (obj,) = argv
+        if world.rule(obj == world.eprocess and world.process_references > 0,
+                      "ObDereferenceObject(%#x): not a referenced process (twice?)" % obj):
+            world.process_references -= 1
+        return 0
+
+    @hook("KeStackAttachProcess", 2)
+    def ke_stack_attach_process(emu, argv):
+        process, apc_state = argv
+        if world.rule(world.attached is None, "KeStackAttachProcess while already attached") and \
+                world.rule(process == world.eprocess and world.process_references > 0,
+                           "KeStackAttachProcess(%#x): not a referenced process" % process):
+            world.attached = (apc_state, world.paging.enter(*world.process))
+        return 0
+
+    @hook("KeUnstackDetachProcess", 1)
+    def ke_unstack_detach_process(emu, argv):
+        (apc_state,) = argv
+        if world.rule(world.attached is not None and world.attached[0] == apc_state,
+                      "KeUnstackDetachProcess(%#x): not the APC state of the attach" % apc_state):
+            world.paging.enter(*world.attached[1])
+            world.attached = None
+        return 0
+
     @hook("ZwClose", 1)
     def zw_close(emu, argv):
         (handle,) = argv
@@ -738,6 +788,8 @@ def emulate(path, fault=None, quiet=False, missing=(), forget=None, tamper=None,
     world.close_nothing = forget_close  # a ZwClose that closes nothing: the handle leaks
     module = se.load_module(data=rebased(path, IMAGE_BASE))
     failures = prepare(se.emu, module, world, handled, missing)
+    if parameters and "addresses" in parameters:
+        world.process = world.paging.add_process()
     say = (lambda *a: None) if quiet else print
     say("harness: world: %s, seed %d%s" % (world.paging.describe(), seed,
                                            ", Driver Verifier model on" if verifier else ""))
@@ -761,7 +813,10 @@ def emulate(path, fault=None, quiet=False, missing=(), forget=None, tamper=None,
         expect = None if fault else corrupt or "clean"
         if tamper:
             tamper(world)
-        world_failures, summary = check_world(world.lines, world.paging, landmarks, pfn, expect, names)
+        # The alias and its walks: after the parameters' lines, before the named addresses'.
+        first = next((i for i, (_, t) in enumerate(world.lines) if ALIAS_START.match(t)), 0)
+        own_lines = list(itertools.takewhile(lambda line: not NAMED_LINE.match(line[1]), world.lines[first:]))
+        world_failures, summary = check_world(own_lines, world.paging, landmarks, pfn, expect, names)
         failures += world_failures
         say("harness: world check: %s: %s" % (summary, "FAILED" if world_failures else "all match"))
     driver = next(d for d in se.emu.drivers if d.address == entry.args[0])
@@ -785,7 +840,67 @@ def emulate(path, fault=None, quiet=False, missing=(), forget=None, tamper=None,
         failures.append("the world still maps %d page(s) the driver had" % len(set(world.paging.truth) - before))
     if world.open_keys:
         failures.append("leak: registry handle(s) %s left open" % ", ".join("%#x" % h for h in world.open_keys))
+    if world.process_references or world.attached:
+        failures.append("leak: %d process reference(s), %s" % (world.process_references,
+                                                               "still attached" if world.attached else "detached"))
+    if status == STATUS_SUCCESS and parameters and "addresses" in parameters and not fault:
+        failures += check_named(world, parameters)
     return world, status, failures + ["rule broken: " + v for v in world.violations]
+
+
+def named_parameters(addresses, process_id=PROCESS_ID):
+    """Parameters\\Addresses (REG_MULTI_SZ) and ProcessId (REG_DWORD)."""
+    data = "".join(a + "\0" for a in addresses) + "\0"
+    values = {"addresses": (REG_MULTI_SZ, data.encode("utf-16-le"))}
+    if process_id is not None:
+        values["processid"] = (REG_DWORD, struct.pack("<I", process_id))
+    return values
+
+
+def check_named(world, parameters):
+    """The driver's walks of the named addresses, against the world: each
+    kernel one where the driver runs, each user one in the process (its CR3,
+    entries, !pte block, physical address or failure)."""
+    lines = world.lines
+    texts = [text for _, text in lines]
+    start = next((i for i, t in enumerate(texts) if NAMED_LINE.match(t)), None)
+    if start is None:
+        return ["named addresses: no `N address(es) named` line"] if named_values(parameters) else []
+    attach = next((i for i, t in enumerate(texts) if t.startswith("vmwalk: attached to process")), None)
+    detach = next((i for i, t in enumerate(texts) if t.startswith("vmwalk: detached from process")), len(texts))
+    everything = {"address": (0, 1 << 64)}
+    failures, summary = check_world(lines[start + 1:attach or len(texts)], world.paging, everything, 0, None, ("-", "-"))
+    if attach is not None:
+        own = world.paging.enter(*world.process)
+        more, _ = check_world(lines[attach + 1:detach], world.paging, everything, 0, None, ("-", "-"))
+        world.paging.enter(*own)
+        failures += more
+        cr3 = next((t for t in texts[attach:detach] if t.startswith("vmwalk: paging: CR3 ")), "")
+        if not cr3.startswith("vmwalk: paging: CR3 %#x " % world.process[1]):
+            failures.append("named addresses: the walk inside the process must read its CR3 %#x, got %r"
+                            % (world.process[1], cr3))
+    walked = set(int(m[2], 16) for t in texts[start:] for m in [WALK_LINE.match(t)] if m and m[1] == "address")
+    return ["named addresses: " + f for f in failures] + [
+        "named addresses: %#x was not walked" % va for va in named_values(parameters) if va not in walked]
+
+
+def named_values(parameters):
+    """The addresses in `parameters` the driver must walk: the first 16 that
+    parse, and only those a process is there for."""
+    kind, data = parameters["addresses"]
+    if kind != REG_MULTI_SZ:
+        return []
+    values = []
+    for text in data.decode("utf-16-le").split("\0"):
+        if not text:
+            break
+        try:
+            values.append(int(text.replace("`", "").replace("_", ""), 16))
+        except ValueError:
+            continue
+    values = [v for v in values if v < 1 << 64][:16]
+    has_process = "processid" in parameters and parameters["processid"][1] == struct.pack("<I", PROCESS_ID)
+    return [v for v in values if v > paging.HIGHEST_USER_ADDRESS or has_process]
 
 
 def run_fault(path, fault, parameters=None):
@@ -793,6 +908,8 @@ def run_fault(path, fault, parameters=None):
     for it); returns the failures."""
     if fault == "ZwQueryValueKey" and parameters is None:
         parameters = {}  # a Parameters key, so that the value is read
+    if fault == "PsLookupProcessByProcessId":  # a user address to walk in the process
+        parameters = (parameters or {}) | named_parameters(["%x" % paging.USER_PAGES[0][0]])
     world, status, failures = emulate(path, fault, quiet=True, parameters=parameters)
     want_status, want_line = FAULTS[fault]
     names = ("pool", "mapping") if parameters and "mappingmethod" in parameters else ("mdl-mapping", "partial-mapping")
@@ -835,6 +952,11 @@ def self_test(path):
     def flip_pool_tag(world):  # the free's tag no longer matches: World.rule must say so
         world.pools[next(iter(world.pools))].tag ^= 1
 
+    def move_user_page(world):  # the world believes the process's page is one page further
+        va = paging.USER_PAGES[0][0]
+        pa, size = world.paging.truth[va]
+        world.paging.truth[va] = (pa + PAGE, size)
+
     def drop_share_line(world):  # the driver "forgot" its proof line: the missing-line check
         world.lines[:] = [(level, line) for level, line in world.lines if "share PFN" not in line]
 
@@ -856,6 +978,9 @@ def self_test(path):
          "bug check 0xc4 (DRIVER_VERIFIER_DETECTED_VIOLATION), subcode 0xb2"),
         ("a registry handle left open", dict(forget_close=True), "leak: registry handle(s) 0x80 left open"),
         ("a missing proof line", dict(tamper=drop_share_line), "share PFN` line, got 0"),
+        ("a wrong physical address for a named user address",
+         dict(tamper=move_user_page, parameters=named_parameters(["%x" % paging.USER_PAGES[0][0]])),
+         "named addresses: 'vmwalk: address 0x7ff6c0001000 -> physical"),
     ]
     passed = 0
     for name, breakage, expected in cases:
@@ -902,6 +1027,39 @@ def corruption_tests(path):
     return passed, len(cases) - passed
 
 
+def named_address_tests(path):
+    """Good and bad named addresses; each run must load, walk what it can,
+    say why not for the rest, and leak nothing. (passed, failed)."""
+    user = ["%x" % va for va, _ in paging.USER_PAGES]
+    large = "%x" % (paging.USER_PAGES[-1][0] + 0x12345)
+    code = "%x`%08x" % (IMAGE_BASE >> 32, (IMAGE_BASE & 0xFFFFFFFF) + 0x1234)  # WinDbg's form
+    cases = [
+        ("kernel and user addresses, every kind of user PTE, a 2 MiB page",
+         named_parameters([code] + user + [large, "0x0000800000000000", "zz"]),
+         ["vmwalk: Addresses entry 9 ('zz') is not a 64-bit hex address; skipped",
+          "vmwalk: walk of address 0x800000000000 failed: the address is not canonical"]),
+        ("no process given", named_parameters([user[0]], None),
+         ["vmwalk: user address %#x needs a process: set ProcessId under Parameters; not walked" % paging.USER_PAGES[0][0]]),
+        ("a process that does not exist", named_parameters([user[0]], 77),
+         ["vmwalk: PsLookupProcessByProcessId(77) failed with NTSTATUS 0xc000000d"]),
+        ("Addresses as REG_SZ", {"addresses": (REG_SZ, (code + "\0").encode("utf-16-le"))},
+         ["vmwalk: Addresses has type 1, not REG_MULTI_SZ (7); ignored"]),
+    ]
+    passed = 0
+    for name, parameters, wanted in cases:
+        world, status, failures = emulate(path, quiet=True, parameters=parameters)
+        if status != STATUS_SUCCESS:
+            failures.append("DriverEntry failed with 0x%08X" % (status or 0))
+        errors = [text for level, text in world.lines if level == DPFLTR_ERROR_LEVEL]
+        failures += ["no error line starting %r (got %r)" % (w, errors) for w in wanted
+                     if not any(e.startswith(w) for e in errors)]
+        passed += not failures
+        print("harness: %s: %s" % (name, "ok" if not failures else "FAILED"))
+        for failure in failures:
+            print("harness: FAIL: %s: %s" % (name, failure), file=sys.stderr)
+    return passed, len(cases) - passed
+
+
 def main():
     parser = argparse.ArgumentParser(prog="emulate.sh", description=__doc__.splitlines()[0])
 
@@ -924,6 +1082,12 @@ def main():
                         help="set Parameters\\MappingMethod to NonPagedPoolMdl; with --verifier, bypass the refusal")
     parser.add_argument("--registry", action="append", default=[], metavar="NAME=VALUE",
                         help="a REG_SZ value under the service's Parameters key")
+    parser.add_argument("--addresses", metavar="ADDR,...",
+                        help="Parameters\\Addresses: hex addresses for the driver to walk; the world gains a user "
+                             "process %d" % PROCESS_ID)
+    parser.add_argument("--process-id", type=int, metavar="N", help="Parameters\\ProcessId (%d: the world's)" % PROCESS_ID)
+    mode.add_argument("--named-addresses", action="store_true",
+                      help="named addresses, good and bad, kernel and user, checked against the world")
     args = parser.parse_args()
     parameters = None
     for setting in args.registry:
@@ -935,6 +1099,10 @@ def main():
         return 0
     if args.seed_sequence:
         parameters = (parameters or {}) | seed_registry()
+    if args.addresses is not None:
+        parameters = (parameters or {}) | named_parameters(args.addresses.split(","), args.process_id)
+    elif args.process_id is not None:
+        one_line_error("--process-id needs --addresses")
     if args.self_test:
         passed, failed = self_test(args.sys)
         print("harness-self-test: %d passed, %d failed" % (passed, failed))
@@ -943,23 +1111,27 @@ def main():
         passed, failed = corruption_tests(args.sys)
         print("corruption: %d passed, %d failed" % (passed, failed))
         return 1 if failed else 0
+    if args.named_addresses:
+        passed, failed = named_address_tests(args.sys)
+        print("named-addresses: %d passed, %d failed" % (passed, failed))
+        return 1 if failed else 0
     if args.fail:
         failures = run_fault(args.sys, args.fail, parameters)
     elif args.fault_injection:
         failures, passed, runs = [], 0, 0
         for method, parameters, skip in (("default", None, SEED_ONLY), ("seed sequence", seed_registry(), DEFAULT_ONLY)):
-            world, status, clean = emulate(args.sys, quiet=True, parameters=parameters)
+            # Every call made: a Parameters key with a user address in the world's process.
+            everything = (parameters or {}) | named_parameters(["%x" % paging.USER_PAGES[0][0]])
+            world, status, clean = emulate(args.sys, quiet=True, parameters=everything)
             failures += clean
             made = set(world.calls)
-            if method == "default":
-                _, _, _ = emulate(args.sys, quiet=True, parameters={})  # a Parameters key: ZwQueryValueKey runs
             uncovered = made - set(FAULTS) - RELEASES - {"DbgPrintEx"}
             if uncovered:
                 failures.append("%s: no fault injected into %s" % (method, sorted(uncovered)))
             for fault in FAULTS:
                 if fault in skip:
                     continue
-                if fault[0].isupper() and fault not in made and fault != "ZwQueryValueKey":
+                if fault[0].isupper() and fault not in made:
                     failures.append("%s: %s is never called" % (method, fault))
                 fault_failures = run_fault(args.sys, fault, parameters)
                 failures += fault_failures

@@ -60,6 +60,14 @@ def columns(cells):
     return "".join(cell.ljust(COLUMN) for cell in cells[:-1]) + cells[-1]
 
 
+def software_at(w, slot):
+    """What WinDbg says under `not valid` for the software PTE the harness
+    wrote at `slot`, or None."""
+    if w.corrupted and w.software_line and slot == w.corrupted[1]:
+        return w.software_line
+    return w.software.get(slot)
+
+
 def expected_pte_block(w, va):
     """The rows `!pte va` prints for the world, and the lines under `not
     valid` when the harness wrote a Windows software entry there (None:
@@ -84,9 +92,10 @@ def expected_pte_block(w, va):
             columns(["contains %016X" % value for value in values]),
             columns(status)]
     details = None
-    if w.corrupted and w.software_line and path[-1][1] == w.corrupted[1]:
-        indent = COLUMN * (len(path) - 1) + (0 if w.software_line.startswith("Transition") else 1)
-        details = [" " * indent + text for text in w.software_line.split(", ")]
+    software = software_at(w, path[-1][1])
+    if software:
+        indent = COLUMN * (len(path) - 1) + (0 if software.startswith("Transition") else 1)
+        details = [" " * indent + text for text in software.split(", ")]
     return rows, details
 
 
@@ -144,10 +153,11 @@ def check_world(lines, w, landmarks, pool_pfn, expect, names=("pool", "mapping")
             want = (slot, entry, w.entry_va(va, level))
             if got != want:
                 failures.append("%r: the world's entry is at phys %#x, contains %#018x, seen at %#x" % ((line,) + want))
-            if w.corrupted and slot == w.corrupted[1] and w.software_line:
+            software = software_at(w, slot)
+            if software:
                 seen["software"] += 1
-                if not line.endswith(" not valid: " + w.software_line):
-                    failures.append("%r: WinDbg says `not valid: %s`" % (line, w.software_line))
+                if not line.endswith(" not valid: " + software):
+                    failures.append("%r: WinDbg says `not valid: %s`" % (line, software))
         elif m := RESULT_LINE.match(line):
             name, va, pa = m[1], int(m[2], 16), int(m[3], 16)
             seen["result"][name] = pa

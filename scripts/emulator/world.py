@@ -39,6 +39,10 @@ CORRUPTIONS = {
 # How WinDbg's !pte words each software entry the world writes (_MMPTE_*
 # layouts: Protection 9:5, Transition 11, PageFileLow 15:12, PageFileHigh 63:32).
 SOFTWARE = ("transition", "pagefile", "freed")
+# The user pages of the world's process (add_process): what each address holds.
+USER_PAGES = [(0x0000_7FF6_C000_1000, "present"), (0x0000_7FF6_C000_2000, "demand-zero"),
+              (0x0000_7FF6_C000_3000, "transition"), (0x0000_7FF6_C000_4000, "pagefile"),
+              (0x0000_0210_4A60_0000, "large")]
 PROTECT_READWRITE = 4
 
 
@@ -96,6 +100,7 @@ class PagingWorld:
         self.truth = {}  # page VA -> (physical address, page size)
         self.corrupted = None  # (name, entry PA, old value, new value)
         self.software_line = None  # what !pte says under "not valid" for a software corruption
+        self.software = {}  # entry PA -> what !pte says, for the process's software PTEs
         self.top = self.alloc_frame() * PAGE
         self.cr3 = self.top | rng.randrange(1, 0x1000)  # a PCID the walker must ignore
         self.cr4 = CR4 | (CR4_LA57 if la57 else 0)
@@ -191,6 +196,52 @@ class PagingWorld:
             self.memory.write_u64(self.corrupted[1], self.corrupted[2])
             self.corrupted = None
             self.software_line = None
+
+    # A user process
+
+    def add_process(self):
+        """A process's address space, as Windows builds one: its own
+        top-level table with a private user half, the kernel half shared and
+        its own self-map entry. Maps, in it, the user pages USER_PAGES
+        describe (present 4 KiB, demand-zero, transition, page-file, a 2 MiB
+        page). Returns its CR3; `self.truth` learns the present pages, and
+        `self.software` what WinDbg says of the others."""
+        top = self.alloc_frame() * PAGE
+        for i in range(256, 512):
+            self.memory.write_u64(top + 8 * i, self.memory.read_u64(self.top + 8 * i))
+        self.memory.write_u64(top + 8 * self.self_index, top | NX | D | A | RW | P)
+        cr3 = top | self.rng.randrange(1, 0x1000)
+        own = self.enter(top, cr3)
+        mask = 1 << (self.max_phys_bits - 1)
+        self.software = {}
+        for va, kind in USER_PAGES:
+            if kind == "large":
+                self.map(va, self.alloc_frame(512) * PAGE, LARGE_PAGE, NX | RW)
+                continue
+            self.map(va, self.alloc_frame() * PAGE, PAGE, NX | RW)
+            if kind == "present":
+                continue
+            slot = self.walk(va)[-1][1]
+            del self.truth[va]
+            if kind == "demand-zero":
+                new, line = PROTECT_READWRITE << 5, "DemandZero, Protect: 4 - ReadWrite"
+            elif kind == "transition":
+                new = mask | 0x4D2E1 << 12 | 1 << 11 | PROTECT_READWRITE << 5
+                line = "Transition: 4d2e1, Protect: 4 - ReadWrite"
+            else:
+                offset = 0x2B7 & ~(mask >> 32)
+                new = offset << 32 | mask | 3 << 12 | PROTECT_READWRITE << 5
+                line = "PageFile:  3, Offset: %x, Protect: 4 - ReadWrite" % offset
+            self.memory.write_u64(slot, new)
+            self.software[slot] = line
+        self.enter(*own)
+        return top, cr3
+
+    def enter(self, top, cr3):
+        """Switch to the address space of `top` (attach); returns the one left."""
+        own = (self.top, self.cr3)
+        self.top, self.cr3 = top, cr3
+        return own
 
     # Reading
 

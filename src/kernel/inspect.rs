@@ -223,7 +223,8 @@ impl<'k, K: KernelApi> Walker<'k, K> {
 
     /// Logs the block `!pte va` prints, line for line (needs the self-map).
     fn log_pte_block(&self, va: u64, path: &Path) {
-        let Some(self_map) = self.self_map else {
+        // A non-canonical address has no entries: nothing for `!pte` to show.
+        let (Some(self_map), false) = (self.self_map, path.as_slice().is_empty()) else {
             return;
         };
         let below_large_leaf = PteBlock::below_large_leaf(path, VirtAddr(va))

@@ -75,7 +75,12 @@ impl World {
     pub fn new_process_root(&mut self) -> u64 {
         let root = self.new_page();
         let kernel_half: Vec<u64> = self.pages[&self.root][256..].to_vec();
-        self.pages.get_mut(&root).unwrap()[256..].copy_from_slice(&kernel_half);
+        let table = self.pages.get_mut(&root).unwrap();
+        table[256..].copy_from_slice(&kernel_half);
+        // Each process's self-map entry points at its own table.
+        if let Some(index) = self.self_map_index {
+            table[index] = root | PRESENT_WRITABLE | ACCESSED_DIRTY | NO_EXECUTE;
+        }
         root
     }
 

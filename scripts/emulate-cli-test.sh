@@ -31,6 +31,14 @@ expect "--registry without NAME=VALUE fails before building" 1 \
 expect "an unknown option fails before building" 1 \
     "emulate.sh: unrecognized arguments: --no-such-option" err \
     scripts/emulate.sh --no-such-option
+for call in MmCopyMemory IoAllocateMdl; do
+    if scripts/emulate.sh --fail "$call" 2>/dev/null | grep -q "^harness: --fail $call: DriverEntry returned 0x[0-9A-F]*, as it must: "; then
+        echo "emulate-cli: --fail $call says what it checked: ok"
+    else
+        echo "emulate-cli: --fail $call says what it checked: FAILED"
+        failed=$((failed + 1))
+    fi
+done
 first_check_line=$(scripts/emulate.sh --check-image 2>/dev/null | head -n 1)
 expect "--la57 --check-image checks the image, then runs a 5-level world" 0 \
     "$first_check_line" out scripts/emulate.sh --la57 --check-image

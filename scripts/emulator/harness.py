@@ -903,14 +903,14 @@ def named_values(parameters):
     return [v for v in values if v > paging.HIGHEST_USER_ADDRESS or has_process]
 
 
-def run_fault(path, fault, parameters=None):
+def run_fault(path, fault, parameters=None, quiet=True):
     """One fault-injection run (the seed's sequence when `parameters` ask
     for it); returns the failures."""
     if fault == "ZwQueryValueKey" and parameters is None:
         parameters = {}  # a Parameters key, so that the value is read
     if fault == "PsLookupProcessByProcessId":  # a user address to walk in the process
         parameters = (parameters or {}) | named_parameters(["%x" % paging.USER_PAGES[0][0]])
-    world, status, failures = emulate(path, fault, quiet=True, parameters=parameters)
+    world, status, failures = emulate(path, fault, quiet=quiet, parameters=parameters)
     want_status, want_line = FAULTS[fault]
     names = ("pool", "mapping") if parameters and "mappingmethod" in parameters else ("mdl-mapping", "partial-mapping")
     want_line = want_line or {"walk-contradicts": "vmwalk: %s and %s do not share a page" % names,
@@ -1116,7 +1116,14 @@ def main():
         print("named-addresses: %d passed, %d failed" % (passed, failed))
         return 1 if failed else 0
     if args.fail:
-        failures = run_fault(args.sys, args.fail, parameters)
+        failures = run_fault(args.sys, args.fail, parameters, quiet=False)
+        want_status = FAULTS[args.fail][0]
+        print("harness: --fail %s: %s" % (args.fail, (
+            "FAILED (see below)" if failures else
+            "DriverEntry returned 0x%08X, as it must: %s" % (want_status, (
+                "this failure does not stop the load; the driver logged it and went on"
+                if want_status == STATUS_SUCCESS else
+                "the load fails with this status, the failing step is logged, nothing is left allocated")))))
     elif args.fault_injection:
         failures, passed, runs = [], 0, 0
         for method, parameters, skip in (("default", None, SEED_ONLY), ("seed sequence", seed_registry(), DEFAULT_ONLY)):

@@ -45,6 +45,7 @@ step "host tests" cargo test --features ptwalk --config 'profile.dev.panic="unwi
 step "rustdoc: no warnings (the doc examples run in the host tests)" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --features ptwalk
 step "clippy (driver, x86_64-pc-windows-msvc)" scripts/build-sys.sh --clippy
 step "vmwalk.sys: standalone build" scripts/build-sys.sh
+step "WDK backend against wdk-sys 0.2.0's bindgen output (check, clippy, link)" scripts/check-wdk-bindings.sh
 step "vmwalk.sys: image checks (and broken copies fail)" scripts/emulate.sh --check-image
 step "emulator: harness self-test" scripts/emulate.sh --self-test
 step "emulator: DriverEntry and DriverUnload" scripts/emulate.sh

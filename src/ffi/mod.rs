@@ -50,15 +50,21 @@
 //!   MM_COPY_MEMORY_PHYSICAL, PHYSICAL_ADDRESS, ntddk::MmCopyMemory}` and
 //!   builds `PHYSICAL_ADDRESS { QuadPart: .. }`. `MM_COPY_MEMORY_PHYSICAL` is 1.
 //! - `MmHighestUserAddress` and `MmSystemRangeStart` are exported *variables*.
-//!   How wdk-sys binds imported data could not be checked here, so both
+//!   wdk-sys declares them in a plain `extern "C"` block, so a reference is to
+//!   `MmHighestUserAddress` itself, which an import library provides only for
+//!   functions (a thunk): linked against `ntoskrnl.lib` that lists them as DATA,
+//!   it is an undefined symbol (measured with lld-link, see below). So both
 //!   builds declare them in this module, as `raw-dylib` imports: the compiler
 //!   then reads them through the import table (`mov rcx, [__imp_X]`,
-//!   `mov rax, [rcx]`), which was checked in the disassembly of the
-//!   standalone build.
+//!   `mov rax, [rcx]`).
 //!
 //! Every number above is asserted below against whichever backend is built:
 //! in the WDK build the values come from the installed kit, so a hand-written
-//! mirror that drifted from the WDK stops that build.
+//! mirror that drifted from the WDK stops that build. On Linux,
+//! `scripts/check-wdk-bindings.sh` builds the `wdk` backend against the bindgen
+//! output wdk-sys 0.2.0 ships (WDK 10.0.22621): every name here resolves there
+//! with these types, the assertions hold, and the linked image reads both
+//! variables through its import table.
 
 #[cfg(all(windows, feature = "wdk"))]
 mod wdk;

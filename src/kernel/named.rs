@@ -3,6 +3,7 @@
 //! addresses where the driver runs, user addresses attached to the process.
 //! Nothing here fails the load: bad input and failed calls are logged.
 
+use core::ffi::c_void;
 use core::mem::MaybeUninit;
 use core::ptr::{NonNull, null_mut};
 
@@ -220,7 +221,8 @@ pub fn walk_named<K: KernelApi>(kernel: &K, named: &NamedAddresses) {
 /// A referenced process, dereferenced on drop.
 struct ProcessRef<'k, K: KernelApi> {
     kernel: &'k K,
-    process: NonNull<crate::ffi::_EPROCESS>,
+    /// The `EPROCESS`, untyped: wdk-sys declares `PEPROCESS` as a `_KPROCESS` pointer.
+    process: NonNull<c_void>,
 }
 
 impl<'k, K: KernelApi> ProcessRef<'k, K> {
@@ -231,7 +233,10 @@ impl<'k, K: KernelApi> ProcessRef<'k, K> {
         // SAFETY: `process` is a live local.
         let status = unsafe { kernel.ps_lookup_process_by_process_id(id, &raw mut process) };
         match NonNull::new(process) {
-            Some(process) if status >= 0 => Some(Self { kernel, process }),
+            Some(process) if status >= 0 => Some(Self {
+                kernel,
+                process: process.cast(),
+            }),
             _ => {
                 log(
                     kernel,

@@ -44,7 +44,8 @@ DriverEntry to walk, written to Parameters\Addresses. User addresses need
 The process whose address space holds the user addresses.
 
 .PARAMETER ProcessName
-The same, by name (notepad.exe): resolved to its id here, with Get-Process.
+The same, by its image file's name (notepad.exe); the driver finds it, and
+says so when several processes have that name.
 
 .PARAMETER ClearAddresses
 With Install or Cycle: remove Addresses and ProcessId.

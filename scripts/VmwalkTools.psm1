@@ -325,9 +325,9 @@ function Set-VmwalkMappingMethod {
 function Set-VmwalkNamedAddresses {
     <#
     .SYNOPSIS
-    Writes Addresses (REG_MULTI_SZ) and ProcessId (REG_DWORD) under the
-    service's Parameters key for the next DriverEntry, or removes them with
-    -Clear. A -ProcessName is resolved to its process id here, in user mode.
+    Writes Addresses (REG_MULTI_SZ), and ProcessId (REG_DWORD) or
+    ProcessName (REG_SZ), under the service's Parameters key for the next
+    DriverEntry, or removes them with -Clear.
     #>
     [CmdletBinding(SupportsShouldProcess = $true)]
     param(
@@ -341,37 +341,35 @@ function Set-VmwalkNamedAddresses {
     )
     $key = "HKLM:\SYSTEM\CurrentControlSet\Services\$Name\Parameters"
     if ($Clear) {
-        foreach ($value in 'Addresses', 'ProcessId') {
+        foreach ($value in 'Addresses', 'ProcessId', 'ProcessName') {
             if ((Test-Path -LiteralPath $key) -and $null -ne (Get-ItemProperty -LiteralPath $key -Name $value -ErrorAction SilentlyContinue)) {
                 if ($PSCmdlet.ShouldProcess("$key\$value", 'Remove-ItemProperty')) {
                     Remove-ItemProperty -LiteralPath $key -Name $value
                 }
             }
         }
-        Write-Host 'Addresses and ProcessId cleared.'
+        Write-Host 'Addresses, ProcessId and ProcessName cleared.'
         return
     }
     if (-not $Address -or $Address.Count -eq 0) { return }
     if ($Address.Count -gt 16) { throw "At most 16 addresses, not $($Address.Count)." }
     $Address = @($Address | ForEach-Object { if ($_ -is [ValueType]) { '0x{0:x}' -f $_ } else { [string]$_ } })
-    if ($ProcessName) {
-        $process = @(Get-Process -Name ($ProcessName -replace '\.exe$', '') -ErrorAction SilentlyContinue)
-        if ($process.Count -eq 0) { throw "No process named $ProcessName is running." }
-        if ($process.Count -gt 1) {
-            throw "$($process.Count) processes are named ${ProcessName}: pass -ProcessId, one of $(($process | ForEach-Object Id) -join ', ')."
-        }
-        $ProcessId = $process[0].Id
-        Write-Host "$ProcessName is process $ProcessId."
-    }
     if ($PSCmdlet.ShouldProcess("$key\Addresses", "set REG_MULTI_SZ $($Address -join ', ')")) {
         if (-not (Test-Path -LiteralPath $key)) { New-Item -Path $key -Force | Out-Null }
         New-ItemProperty -LiteralPath $key -Name 'Addresses' -PropertyType MultiString -Value $Address -Force | Out-Null
+        # One of ProcessId (which wins in the driver) and ProcessName, or neither.
+        foreach ($value in 'ProcessId', 'ProcessName') {
+            if ($null -ne (Get-ItemProperty -LiteralPath $key -Name $value -ErrorAction SilentlyContinue)) {
+                Remove-ItemProperty -LiteralPath $key -Name $value
+            }
+        }
         if ($ProcessId) {
             New-ItemProperty -LiteralPath $key -Name 'ProcessId' -PropertyType DWord -Value $ProcessId -Force | Out-Null
-        } elseif ($null -ne (Get-ItemProperty -LiteralPath $key -Name 'ProcessId' -ErrorAction SilentlyContinue)) {
-            Remove-ItemProperty -LiteralPath $key -Name 'ProcessId'
+        } elseif ($ProcessName) {
+            New-ItemProperty -LiteralPath $key -Name 'ProcessName' -PropertyType String -Value $ProcessName -Force | Out-Null
         }
-        Write-Host "Addresses = $($Address -join ', ')$(if ($ProcessId) { ", ProcessId = $ProcessId" }) (read by the next DriverEntry)."
+        $process = if ($ProcessId) { ", ProcessId = $ProcessId" } elseif ($ProcessName) { ", ProcessName = $ProcessName" } else { '' }
+        Write-Host "Addresses = $($Address -join ', ')$process (read by the next DriverEntry)."
     }
 }
 

@@ -131,7 +131,7 @@ functions=(
     MmAllocatePagesForMdlEx MmBuildMdlForNonPagedPool MmCopyMemory MmFreePagesFromMdl
     MmGetPhysicalAddress MmIsDriverVerifying MmMapLockedPagesSpecifyCache MmUnmapLockedPages
     ZwClose ZwOpenKey ZwQueryValueKey PsLookupProcessByProcessId ObfDereferenceObject
-    KeStackAttachProcess KeUnstackDetachProcess
+    KeStackAttachProcess KeUnstackDetachProcess SeLocateProcessImageName
 )
 unreferenced=(ExFreePool KeBugCheckEx)
 variables=(MmHighestUserAddress MmSystemRangeStart)

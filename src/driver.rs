@@ -13,8 +13,8 @@ use crate::ffi::{
     MmHighestUserAddress, MmIsDriverVerifying, MmMapLockedPagesSpecifyCache, MmSystemRangeStart,
     MmUnmapLockedPages, NTSTATUS, OBJECT_ATTRIBUTES, ObfDereferenceObject, PCUNICODE_STRING,
     PEPROCESS, PHYSICAL_ADDRESS, PIRP, PMDL, POOL_FLAGS, PRKAPC_STATE, PRKPROCESS, PUNICODE_STRING,
-    PVOID, PsLookupProcessByProcessId, SIZE_T, STATUS_SUCCESS, ULONG, ZwClose, ZwOpenKey,
-    ZwQueryValueKey,
+    PVOID, PsLookupProcessByProcessId, SIZE_T, STATUS_SUCCESS, SeLocateProcessImageName, ULONG,
+    ZwClose, ZwOpenKey, ZwQueryValueKey,
 };
 use crate::kernel::{
     Alias, DriverSlot, KernelApi, LogFormat, PagingRegisters, load, read_parameters, unload,
@@ -192,6 +192,15 @@ impl KernelApi for NtKernel {
     ) -> NTSTATUS {
         // SAFETY: the caller upholds the trait's contract; PASSIVE_LEVEL.
         unsafe { PsLookupProcessByProcessId(process_id, process) }
+    }
+
+    unsafe fn se_locate_process_image_name(
+        &self,
+        process: PEPROCESS,
+        image_file_name: *mut PUNICODE_STRING,
+    ) -> NTSTATUS {
+        // SAFETY: the caller upholds the trait's contract; PASSIVE_LEVEL.
+        unsafe { SeLocateProcessImageName(process, image_file_name) }
     }
 
     unsafe fn ob_dereference_object(&self, object: PVOID) {

@@ -7,10 +7,11 @@ mod driver_fake;
 
 use driver_fake::{FakeKernel, Fault};
 use vmwalk::ffi::{DPFLTR_ERROR_LEVEL, DRIVER_OBJECT, REG_DWORD, REG_MULTI_SZ};
-use vmwalk::kernel::{NamedAddresses, read_parameters, walk_named};
+use vmwalk::kernel::{NamedAddresses, ProcessChoice, read_parameters, walk_named};
 use vmwalk::walker::Level;
 
-const PROCESS: u32 = 4242;
+/// A multiple of 4, as Windows process ids are.
+const PROCESS: u32 = 4244;
 /// A user address, mapped only in the process.
 const USER: u64 = 0x0000_7ff6_c000_1000;
 /// A kernel address the fake world maps (in every address space).
@@ -57,7 +58,7 @@ fn a_user_address_is_walked_in_the_named_process_and_a_kernel_one_here() {
     kernel.set_parameter("ProcessId", REG_DWORD, &PROCESS.to_le_bytes());
     let (named, lines, errors) = run(&kernel);
     assert_eq!(named.addresses(), [USER + 0x234, KERNEL + 8]);
-    assert_eq!(named.process_id(), Some(PROCESS));
+    assert_eq!(named.process(), Some(ProcessChoice::Id(PROCESS)));
     assert!(errors.is_empty(), "{errors:#?}");
     // The user address: attached, the process's CR3 (its own table), the frame mapped there.
     assert!(
@@ -196,7 +197,7 @@ fn a_user_address_without_a_process_or_with_a_missing_one_is_an_error_line() {
     assert_eq!(
         errors,
         [
-            "vmwalk: user address 0x7ff6c0001000 needs a process: set ProcessId under Parameters; not walked\n"
+            "vmwalk: user address 0x7ff6c0001000 needs a process: set ProcessId or ProcessName under Parameters; not walked\n"
         ]
     );
 
@@ -254,5 +255,61 @@ fn nothing_named_walks_nothing() {
     assert!(
         !lines.iter().any(|l| l.contains("walk of address")),
         "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_process_named_by_its_image_file_is_found_without_case() {
+    let kernel = FakeKernel::new();
+    kernel.add_process(4);
+    kernel.add_process(PROCESS);
+    kernel.set_process_image(
+        PROCESS,
+        r"\Device\HarddiskVolume3\Windows\System32\notepad.exe",
+    );
+    let frame = kernel.map_in_process(PROCESS, USER);
+    kernel.set_parameter("Addresses", REG_MULTI_SZ, &multi_sz(&["7ff6c0001008"]));
+    kernel.set_string_parameter("ProcessName", "Notepad.EXE");
+    let (_, lines, errors) = run(&kernel);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(
+        has(
+            &lines,
+            &format!("vmwalk: Notepad.EXE is process {PROCESS}\n")
+        ),
+        "{lines:#?}"
+    );
+    let result = format!(
+        "vmwalk: address 0x7ff6c0001008 -> physical {:#x} ",
+        frame + 8
+    );
+    assert!(lines.iter().any(|l| l.starts_with(&result)), "{lines:#?}");
+}
+
+#[test]
+fn a_process_name_that_matches_none_or_several_is_an_error_line() {
+    let kernel = FakeKernel::new();
+    kernel.add_process(8);
+    kernel.set_parameter("Addresses", REG_MULTI_SZ, &multi_sz(&["7ff6c0001000"]));
+    kernel.set_string_parameter("ProcessName", "notepad.exe");
+    let (_, _, errors) = run(&kernel);
+    assert_eq!(
+        errors,
+        [
+            "vmwalk: no running process is named notepad.exe (among ids below 0x40000); its addresses are not walked\n"
+        ]
+    );
+
+    let kernel = FakeKernel::new();
+    for id in [8, 12, 16] {
+        kernel.add_process(id);
+        kernel.set_process_image(id, r"\Device\HarddiskVolume3\Windows\notepad.exe");
+    }
+    kernel.set_parameter("Addresses", REG_MULTI_SZ, &multi_sz(&["7ff6c0001000"]));
+    kernel.set_string_parameter("ProcessName", "notepad.exe");
+    let (_, _, errors) = run(&kernel);
+    assert_eq!(
+        errors,
+        ["vmwalk: 3 processes are named notepad.exe (8, 12, ...): set ProcessId to choose one\n"]
     );
 }

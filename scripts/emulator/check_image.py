@@ -25,7 +25,7 @@ ALLOWED_IMPORTS = {
         b"MmAllocatePagesForMdlEx", b"MmFreePagesFromMdl", b"IoBuildPartialMdl",
         b"MmIsDriverVerifying", b"ZwOpenKey", b"ZwQueryValueKey", b"ZwClose",
         b"PsLookupProcessByProcessId", b"ObfDereferenceObject", b"KeStackAttachProcess",
-        b"KeUnstackDetachProcess",
+        b"KeUnstackDetachProcess", b"SeLocateProcessImageName",
         # Exported variables (the IAT slot holds their address).
         b"MmHighestUserAddress", b"MmSystemRangeStart",
     },

@@ -62,6 +62,7 @@ REG_DWORD = 4
 REG_MULTI_SZ = 7
 STATUS_INVALID_PARAMETER = 0xC000000D
 PROCESS_ID = 6732  # the world's user process, when addresses are named
+PROCESS_IMAGE = "\\Device\\HarddiskVolume3\\Windows\\System32\\notepad.exe"  # its image file
 NAMED_LINE = re.compile(r"vmwalk: \d+ address\(es\) named")
 ALIAS_START = re.compile(r"vmwalk: (MmAllocatePagesForMdlEx|ExAllocatePool2)\b")
 STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
@@ -182,6 +183,7 @@ class World:
     process: tuple | None = None  # (top, CR3) of the world's user process
     eprocess: int = 0  # its EPROCESS address in guest memory
     process_references: int = 0
+    image_names: dict = field(default_factory=dict)  # address -> live, SeLocateProcessImageName's strings
     attached: tuple | None = None  # (APC state address, the address space left)
     pools: dict = field(default_factory=dict)
     mdls: dict = field(default_factory=dict)
@@ -325,6 +327,11 @@ def install(se, world, missing=()):
     @hook("ExFreePoolWithTag", 2)
     def ex_free_pool_with_tag(emu, argv):
         va, tag = argv
+        if world.image_names.get(va):  # SeLocateProcessImageName's string, freed with ExFreePool
+            world.rule(tag == 0, "ExFreePoolWithTag(image name %#x, %#x): ExFreePool passes tag 0" % (va, tag))
+            world.image_names[va] = False
+            emu.mem_free(va)
+            return 0
         record = world.mdls.get(va)
         if record is not None and record.live:  # ExFreePool of an MmAllocatePagesForMdlEx MDL
             world.rule(record.kind == "pages" and not record.pages_live,
@@ -595,6 +602,22 @@ def install(se, world, missing=()):
         emu.mem_write(out, struct.pack("<Q", world.eprocess))
         return STATUS_SUCCESS
 
+    # ProcessName makes the driver look up every candidate process id
+    # (65,536 calls): speakeasy spends ~10 ms per call, so no mode here names
+    # a process by name (the fake kernel's tests do); the hook is for the import.
+    @hook("SeLocateProcessImageName", 2)
+    def se_locate_process_image_name(emu, argv):
+        process, out = argv
+        if not world.rule(process == world.eprocess and world.process_references > 0,
+                          "SeLocateProcessImageName(%#x): not a referenced process" % process):
+            return STATUS_INVALID_PARAMETER
+        text = PROCESS_IMAGE.encode("utf-16-le")
+        string = emu.mem_map(PAGE, tag="vmwalk.imagename")  # pool the caller frees with ExFreePool
+        emu.mem_write(string, struct.pack("<HHxxxxQ", len(text), len(text), string + 16) + text)
+        world.image_names[string] = True
+        emu.mem_write(out, struct.pack("<Q", string))
+        return STATUS_SUCCESS
+
     @hook("ObfDereferenceObject", 1)
     def ob_dereference_object(emu, argv):
         (obj,) = argv
@@ -840,6 +863,8 @@ def emulate(path, fault=None, quiet=False, missing=(), forget=None, tamper=None,
         failures.append("the world still maps %d page(s) the driver had" % len(set(world.paging.truth) - before))
     if world.open_keys:
         failures.append("leak: registry handle(s) %s left open" % ", ".join("%#x" % h for h in world.open_keys))
+    if any(world.image_names.values()):
+        failures.append("leak: %d SeLocateProcessImageName string(s) not freed" % sum(world.image_names.values()))
     if world.process_references or world.attached:
         failures.append("leak: %d process reference(s), %s" % (world.process_references,
                                                                "still attached" if world.attached else "detached"))
@@ -848,11 +873,13 @@ def emulate(path, fault=None, quiet=False, missing=(), forget=None, tamper=None,
     return world, status, failures + ["rule broken: " + v for v in world.violations]
 
 
-def named_parameters(addresses, process_id=PROCESS_ID):
+def named_parameters(addresses, process_id=PROCESS_ID, process_name=None):
     """Parameters\\Addresses (REG_MULTI_SZ) and ProcessId (REG_DWORD)."""
     data = "".join(a + "\0" for a in addresses) + "\0"
     values = {"addresses": (REG_MULTI_SZ, data.encode("utf-16-le"))}
-    if process_id is not None:
+    if process_name is not None:
+        values["processname"] = (REG_SZ, (process_name + "\0").encode("utf-16-le"))
+    elif process_id is not None:
         values["processid"] = (REG_DWORD, struct.pack("<I", process_id))
     return values
 
@@ -899,7 +926,10 @@ def named_values(parameters):
         except ValueError:
             continue
     values = [v for v in values if v < 1 << 64][:16]
-    has_process = "processid" in parameters and parameters["processid"][1] == struct.pack("<I", PROCESS_ID)
+    image = PROCESS_IMAGE.rsplit("\\", 1)[1]
+    has_process = ("processid" in parameters and parameters["processid"][1] == struct.pack("<I", PROCESS_ID)
+                   or "processname" in parameters
+                   and parameters["processname"][1].decode("utf-16-le").rstrip("\0").lower() == image)
     return [v for v in values if v > paging.HIGHEST_USER_ADDRESS or has_process]
 
 
@@ -1039,7 +1069,7 @@ def named_address_tests(path):
          ["vmwalk: Addresses entry 9 ('zz') is not a 64-bit hex address; skipped",
           "vmwalk: walk of address 0x800000000000 failed: the address is not canonical"]),
         ("no process given", named_parameters([user[0]], None),
-         ["vmwalk: user address %#x needs a process: set ProcessId under Parameters; not walked" % paging.USER_PAGES[0][0]]),
+         ["vmwalk: user address %#x needs a process: set ProcessId or ProcessName under Parameters; not walked" % paging.USER_PAGES[0][0]]),
         ("a process that does not exist", named_parameters([user[0]], 77),
          ["vmwalk: PsLookupProcessByProcessId(77) failed with NTSTATUS 0xc000000d"]),
         ("Addresses as REG_SZ", {"addresses": (REG_SZ, (code + "\0").encode("utf-16-le"))},

@@ -276,6 +276,10 @@ unsafe extern "C" {
     ) -> NTSTATUS;
     pub fn ZwClose(Handle: HANDLE) -> NTSTATUS;
     pub fn PsLookupProcessByProcessId(ProcessId: HANDLE, Process: *mut PEPROCESS) -> NTSTATUS;
+    pub fn SeLocateProcessImageName(
+        Process: PEPROCESS,
+        pImageFileName: *mut PUNICODE_STRING,
+    ) -> NTSTATUS;
     pub fn ObfDereferenceObject(Object: PVOID) -> LONG_PTR;
     pub fn KeStackAttachProcess(PROCESS: PRKPROCESS, ApcState: PRKAPC_STATE);
     pub fn KeUnstackDetachProcess(ApcState: PRKAPC_STATE);

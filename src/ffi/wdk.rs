@@ -5,7 +5,7 @@ pub use wdk_sys::ntddk::{
     KeStackAttachProcess, KeUnstackDetachProcess, MmAllocatePagesForMdlEx,
     MmBuildMdlForNonPagedPool, MmCopyMemory, MmFreePagesFromMdl, MmGetPhysicalAddress,
     MmIsDriverVerifying, MmMapLockedPagesSpecifyCache, MmUnmapLockedPages, ObfDereferenceObject,
-    PsLookupProcessByProcessId, ZwClose, ZwOpenKey, ZwQueryValueKey,
+    PsLookupProcessByProcessId, SeLocateProcessImageName, ZwClose, ZwOpenKey, ZwQueryValueKey,
 };
 pub use wdk_sys::{
     _DPFLTR_TYPE, _KEY_VALUE_INFORMATION_CLASS, _MEMORY_CACHING_TYPE,

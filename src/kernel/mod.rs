@@ -22,7 +22,10 @@ pub use lifecycle::{DriverSlot, POOL_TAG, load, unload};
 pub use line::Line;
 pub use log::LogFormat;
 pub use memory::{Mappable, Mapping, Mdl, PAGE_SIZE, PagesMdl, PartialMdl, PoolBuffer};
-pub use named::{MAX_NAMED_ADDRESSES, NamedAddresses, walk_named};
+pub use named::{
+    MAX_NAMED_ADDRESSES, MAX_PROCESS_NAME, MAX_SCANNED_PROCESS_ID, NamedAddresses, ProcessChoice,
+    walk_named,
+};
 pub use parameters::{Parameters, read_parameters};
 pub use physical::{CopyFailed, KernelMemory};
 
@@ -187,6 +190,17 @@ pub trait KernelApi {
         &self,
         process_id: HANDLE,
         process: *mut PEPROCESS,
+    ) -> NTSTATUS;
+
+    /// `SeLocateProcessImageName`: on success `*image_file_name` is pool the
+    /// caller frees with `ExFreePool` (`ExFreePoolWithTag(p, 0)`).
+    ///
+    /// # Safety
+    /// `process` is referenced; `image_file_name` is writable.
+    unsafe fn se_locate_process_image_name(
+        &self,
+        process: PEPROCESS,
+        image_file_name: *mut PUNICODE_STRING,
     ) -> NTSTATUS;
 
     /// `ObDereferenceObject` (the `ObfDereferenceObject` export).

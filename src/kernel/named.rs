@@ -1,7 +1,8 @@
 //! Addresses named by the user under the service's `Parameters` key
-//! (`Addresses`, `ProcessId`), walked in the right address space: kernel
-//! addresses where the driver runs, user addresses attached to the process.
-//! Nothing here fails the load: bad input and failed calls are logged.
+//! (`Addresses`, and `ProcessId` or `ProcessName`), walked in the right
+//! address space: kernel addresses where the driver runs, user addresses
+//! attached to the process. Nothing here fails the load: bad input and
+//! failed calls are logged.
 
 use core::ffi::c_void;
 use core::mem::MaybeUninit;
@@ -10,19 +11,36 @@ use core::ptr::{NonNull, null_mut};
 use super::KernelApi;
 use super::inspect::Walker;
 use super::line::log;
-use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, KAPC_STATE, PEPROCESS, PVOID};
+use crate::ffi::{
+    DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, KAPC_STATE, NTSTATUS, PEPROCESS, PUNICODE_STRING, PVOID,
+    UNICODE_STRING,
+};
 
 /// At most this many addresses are walked.
 pub const MAX_NAMED_ADDRESSES: usize = 16;
 /// An address written longer than this is not an address.
 const MAX_ADDRESS_TEXT: usize = 40;
+/// A process name longer than this (UTF-16 units) is not looked for.
+pub const MAX_PROCESS_NAME: usize = 64;
+/// `ProcessName` is looked for among the processes whose id is below this:
+/// every candidate id (a multiple of 4) is looked up, documented calls only.
+pub const MAX_SCANNED_PROCESS_ID: u32 = 0x4_0000;
+
+/// Which process holds the user addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessChoice {
+    /// `ProcessId`.
+    Id(u32),
+    /// `ProcessName`, UTF-16, compared without case with the image file name.
+    Name([u16; MAX_PROCESS_NAME], usize),
+}
 
 /// What the user named; empty by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NamedAddresses {
     addresses: [u64; MAX_NAMED_ADDRESSES],
     count: usize,
-    process_id: Option<u32>,
+    process: Option<ProcessChoice>,
 }
 
 impl Default for NamedAddresses {
@@ -38,7 +56,7 @@ impl NamedAddresses {
         Self {
             addresses: [0; MAX_NAMED_ADDRESSES],
             count: 0,
-            process_id: None,
+            process: None,
         }
     }
 
@@ -50,13 +68,35 @@ impl NamedAddresses {
 
     /// The process whose address space holds the user addresses.
     #[must_use]
-    pub const fn process_id(&self) -> Option<u32> {
-        self.process_id
+    pub const fn process(&self) -> Option<ProcessChoice> {
+        self.process
     }
 
     /// Sets the process (from `ProcessId`).
     pub const fn set_process_id(&mut self, process_id: u32) {
-        self.process_id = Some(process_id);
+        self.process = Some(ProcessChoice::Id(process_id));
+    }
+
+    /// Sets the process by name (from `ProcessName`: UTF-16LE bytes); false
+    /// when the name is empty or longer than [`MAX_PROCESS_NAME`].
+    pub fn set_process_name(&mut self, utf16le: &[u8]) -> bool {
+        let mut name = [0_u16; MAX_PROCESS_NAME];
+        let units = utf16le
+            .chunks_exact(2)
+            .map(|unit| u16::from_le_bytes([unit[0], unit[1]]));
+        let mut len = 0;
+        for unit in units {
+            let Some(slot) = name.get_mut(len) else {
+                return false;
+            };
+            *slot = unit;
+            len += 1;
+        }
+        if len == 0 {
+            return false;
+        }
+        self.process = Some(ProcessChoice::Name(name, len));
+        true
     }
 
     /// Adds the strings of a `REG_MULTI_SZ` (UTF-16LE, each NUL-terminated),
@@ -149,13 +189,11 @@ fn parse_address(text: &str) -> Option<u64> {
 pub fn walk_named<K: KernelApi>(kernel: &K, named: &NamedAddresses) {
     let addresses = named.addresses();
     if addresses.is_empty() {
-        if let Some(process_id) = named.process_id() {
+        if named.process().is_some() {
             log(
                 kernel,
                 DPFLTR_ERROR_LEVEL,
-                format_args!(
-                    "vmwalk: ProcessId {process_id} is set but Addresses names no address\n"
-                ),
+                format_args!("vmwalk: a process is named but Addresses names no address\n"),
             );
         }
         return;
@@ -183,17 +221,26 @@ pub fn walk_named<K: KernelApi>(kernel: &K, named: &NamedAddresses) {
     if user.peek().is_none() {
         return;
     }
-    let Some(process_id) = named.process_id() else {
-        for va in user {
-            log(
-                kernel,
-                DPFLTR_ERROR_LEVEL,
-                format_args!(
-                    "vmwalk: user address {va:#x} needs a process: set ProcessId under Parameters; not walked\n"
-                ),
-            );
+    let process_id = match named.process() {
+        Some(ProcessChoice::Id(process_id)) => process_id,
+        Some(ProcessChoice::Name(name, len)) => {
+            let Some(process_id) = find_by_name(kernel, name.get(..len).unwrap_or_default()) else {
+                return;
+            };
+            process_id
         }
-        return;
+        None => {
+            for va in user {
+                log(
+                    kernel,
+                    DPFLTR_ERROR_LEVEL,
+                    format_args!(
+                        "vmwalk: user address {va:#x} needs a process: set ProcessId or ProcessName under Parameters; not walked\n"
+                    ),
+                );
+            }
+            return;
+        }
     };
     let Some(process) = ProcessRef::look_up(kernel, process_id) else {
         return;
@@ -218,6 +265,66 @@ pub fn walk_named<K: KernelApi>(kernel: &K, named: &NamedAddresses) {
     );
 }
 
+/// The id of the one running process whose image file is `name` (without
+/// case), among ids below [`MAX_SCANNED_PROCESS_ID`]; `None` (logged) when
+/// none or several are.
+fn find_by_name<K: KernelApi>(kernel: &K, name: &[u16]) -> Option<u32> {
+    let shown = Utf16(name);
+    let (mut found, mut count) = ([0_u32; 2], 0_usize);
+    for process_id in (4..MAX_SCANNED_PROCESS_ID).step_by(4) {
+        let Some(process) = ProcessRef::find(kernel, process_id) else {
+            continue;
+        };
+        if process.image_file_is(name) {
+            if let Some(slot) = found.get_mut(count) {
+                *slot = process_id;
+            }
+            count += 1;
+        }
+    }
+    match count {
+        0 => log(
+            kernel,
+            DPFLTR_ERROR_LEVEL,
+            format_args!(
+                "vmwalk: no running process is named {shown} (among ids below {MAX_SCANNED_PROCESS_ID:#x}); its addresses are not walked\n"
+            ),
+        ),
+        1 => {
+            log(
+                kernel,
+                DPFLTR_INFO_LEVEL,
+                format_args!("vmwalk: {shown} is process {}\n", found[0]),
+            );
+            return Some(found[0]);
+        }
+        _ => log(
+            kernel,
+            DPFLTR_ERROR_LEVEL,
+            format_args!(
+                "vmwalk: {count} processes are named {shown} ({}, {}, ...): set ProcessId to choose one\n",
+                found[0], found[1]
+            ),
+        ),
+    }
+    None
+}
+
+/// UTF-16 for a log line; what is not printable ASCII shows as `?`.
+struct Utf16<'a>(&'a [u16]);
+
+impl core::fmt::Display for Utf16<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.iter().try_for_each(|&unit| {
+            let c = u8::try_from(unit)
+                .ok()
+                .filter(u8::is_ascii_graphic)
+                .map_or('?', char::from);
+            core::fmt::Write::write_char(f, c)
+        })
+    }
+}
+
 /// A referenced process, dereferenced on drop.
 struct ProcessRef<'k, K: KernelApi> {
     kernel: &'k K,
@@ -226,18 +333,30 @@ struct ProcessRef<'k, K: KernelApi> {
 }
 
 impl<'k, K: KernelApi> ProcessRef<'k, K> {
-    /// `PsLookupProcessByProcessId`; `None` (logged) when there is no such process.
-    fn look_up(kernel: &'k K, process_id: u32) -> Option<Self> {
+    /// `PsLookupProcessByProcessId`, silent: `Err` holds the status.
+    fn try_look_up(kernel: &'k K, process_id: u32) -> Result<Self, NTSTATUS> {
         let mut process: PEPROCESS = null_mut();
         let id = process_id as usize as PVOID;
         // SAFETY: `process` is a live local.
         let status = unsafe { kernel.ps_lookup_process_by_process_id(id, &raw mut process) };
         match NonNull::new(process) {
-            Some(process) if status >= 0 => Some(Self {
+            Some(process) if status >= 0 => Ok(Self {
                 kernel,
                 process: process.cast(),
             }),
-            _ => {
+            _ => Err(status),
+        }
+    }
+
+    /// The process, if `process_id` names one (a scan: not logged).
+    fn find(kernel: &'k K, process_id: u32) -> Option<Self> {
+        Self::try_look_up(kernel, process_id).ok()
+    }
+
+    /// `PsLookupProcessByProcessId`; `None` (logged) when there is no such process.
+    fn look_up(kernel: &'k K, process_id: u32) -> Option<Self> {
+        Self::try_look_up(kernel, process_id)
+            .map_err(|status| {
                 log(
                     kernel,
                     DPFLTR_ERROR_LEVEL,
@@ -246,9 +365,29 @@ impl<'k, K: KernelApi> ProcessRef<'k, K> {
                         status.cast_unsigned()
                     ),
                 );
-                None
-            }
-        }
+            })
+            .ok()
+    }
+
+    /// Its image file's name (the last part of `SeLocateProcessImageName`'s
+    /// path) is `name`, without ASCII case.
+    fn image_file_is(&self, name: &[u16]) -> bool {
+        let mut path: PUNICODE_STRING = null_mut();
+        // SAFETY: the process is referenced; `path` is a live local.
+        let status = unsafe {
+            self.kernel
+                .se_locate_process_image_name(self.process.as_ptr().cast(), &raw mut path)
+        };
+        let Some(string) = NonNull::new(path).filter(|_| status >= 0) else {
+            return false;
+        };
+        let path = PoolString {
+            kernel: self.kernel,
+            string,
+        };
+        path.file_name().is_some_and(|file| {
+            file.len() == name.len() && file.iter().zip(name).all(|(&a, &b)| lower(a) == lower(b))
+        })
     }
 
     /// Runs `work` attached to the process (`KeStackAttachProcess`), then
@@ -267,6 +406,48 @@ impl<'k, K: KernelApi> ProcessRef<'k, K> {
         unsafe {
             self.kernel
                 .ke_unstack_detach_process(apc_state.as_mut_ptr());
+        }
+    }
+}
+
+/// ASCII letters folded to lower case; every other unit as it is.
+fn lower(unit: u16) -> u16 {
+    u8::try_from(unit).map_or(unit, |byte| u16::from(byte.to_ascii_lowercase()))
+}
+
+/// A `UNICODE_STRING` in pool that `SeLocateProcessImageName` allocated,
+/// freed on drop with `ExFreePool`.
+struct PoolString<'k, K: KernelApi> {
+    kernel: &'k K,
+    string: NonNull<UNICODE_STRING>,
+}
+
+impl<K: KernelApi> PoolString<'_, K> {
+    /// The part after the last backslash, if the string is well formed.
+    fn file_name(&self) -> Option<&[u16]> {
+        // SAFETY: the kernel filled the header in; it lives while `self` does.
+        let header = unsafe { self.string.as_ref() };
+        if header.Buffer.is_null() || header.Length > header.MaximumLength {
+            return None;
+        }
+        // SAFETY: `Buffer` holds `Length` bytes, allocated with the header.
+        let path =
+            unsafe { core::slice::from_raw_parts(header.Buffer, usize::from(header.Length / 2)) };
+        let start = path
+            .iter()
+            .rposition(|&unit| unit == u16::from(b'\\'))
+            .map_or(0, |at| at + 1);
+        path.get(start..)
+    }
+}
+
+impl<K: KernelApi> Drop for PoolString<'_, K> {
+    fn drop(&mut self) {
+        // SAFETY: SeLocateProcessImageName allocated it for this caller, who
+        // frees it once, with ExFreePool's tag 0.
+        unsafe {
+            self.kernel
+                .ex_free_pool_with_tag(self.string.as_ptr().cast(), 0);
         }
     }
 }

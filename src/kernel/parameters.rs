@@ -8,7 +8,7 @@ use core::fmt;
 use core::ptr::{NonNull, null_mut};
 
 use super::line::log;
-use super::{KernelApi, MappingMethod, NamedAddresses};
+use super::{KernelApi, MAX_PROCESS_NAME, MappingMethod, NamedAddresses};
 use crate::ffi::{
     _KEY_VALUE_INFORMATION_CLASS, ACCESS_MASK, DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL,
     DPFLTR_WARNING_LEVEL, DRIVER_OBJECT, HANDLE, NTSTATUS, OBJ_CASE_INSENSITIVE, OBJ_KERNEL_HANDLE,
@@ -47,6 +47,7 @@ static PARAMETERS: [u16; 10] = utf16("Parameters");
 static MAPPING_METHOD: [u16; 13] = utf16("MappingMethod");
 static ADDRESSES: [u16; 9] = utf16("Addresses");
 static PROCESS_ID: [u16; 9] = utf16("ProcessId");
+static PROCESS_NAME: [u16; 11] = utf16("ProcessName");
 
 /// A `UNICODE_STRING` for one of the names above; the kernel only reads it.
 const fn unicode(name: &'static [u16]) -> UNICODE_STRING {
@@ -237,7 +238,8 @@ fn failed<K: KernelApi>(kernel: &K, what: fmt::Arguments<'_>, status: NTSTATUS) 
     }
 }
 
-/// `Addresses` (`REG_MULTI_SZ`) and `ProcessId` (`REG_DWORD`).
+/// `Addresses` (`REG_MULTI_SZ`), and `ProcessName` (`REG_SZ`) or
+/// `ProcessId` (`REG_DWORD`, which wins when both are set).
 fn named_addresses<K: KernelApi>(kernel: &K, key: &RegistryKey<'_, K>) -> NamedAddresses {
     let mut named = NamedAddresses::none();
     let mut buffer = [0_u64; LIST_BUFFER_WORDS];
@@ -245,6 +247,19 @@ fn named_addresses<K: KernelApi>(kernel: &K, key: &RegistryKey<'_, K>) -> NamedA
         Ok(data) => named.parse_multi_sz(kernel, data),
         Err(error) => report(kernel, "Addresses", "REG_MULTI_SZ (7)", error),
     }
+    let mut buffer = [0_u64; NAME_BUFFER_WORDS * 2];
+    match key.string(&PROCESS_NAME, &mut buffer) {
+        Ok(name) if named.set_process_name(name) => {}
+        Ok(_) => log(
+            kernel,
+            DPFLTR_ERROR_LEVEL,
+            format_args!(
+                "vmwalk: ProcessName is empty or longer than {MAX_PROCESS_NAME} characters; ignored\n"
+            ),
+        ),
+        Err(error) => report(kernel, "ProcessName", "REG_SZ (1)", error),
+    }
+    // ProcessId, if set, wins over ProcessName: it names one process.
     let mut buffer = [0_u64; NAME_BUFFER_WORDS];
     match key.value(&PROCESS_ID, REG_DWORD, &mut buffer) {
         Ok(&[a, b, c, d]) => named.set_process_id(u32::from_le_bytes([a, b, c, d])),

@@ -174,6 +174,8 @@ struct State {
     mappings: Vec<FakeMapping>,
     /// Registry handles not closed yet.
     open_keys: Vec<usize>,
+    /// `SeLocateProcessImageName` strings: header and text, and whether freed.
+    image_names: Vec<(Box<[u64]>, bool)>,
     calls: Vec<&'static str>,
     lines: Vec<(ULONG, String)>,
 }
@@ -181,6 +183,8 @@ struct State {
 /// A process: its top-level table and the references the driver holds.
 struct FakeProcess {
     root: u64,
+    /// Its image file, as `SeLocateProcessImageName` gives it.
+    image: String,
     /// Its `EPROCESS` address: this box's.
     object: Box<u64>,
     references: u32,
@@ -372,11 +376,20 @@ impl FakeKernel {
             process_id,
             FakeProcess {
                 root,
+                image: format!(r"\Device\HarddiskVolume3\Windows\System32\process{process_id}.exe"),
                 object: Box::new(u64::from(process_id)),
                 references: 0,
             },
         );
         root
+    }
+
+    /// Gives `process_id` the image file `path` (an NT path).
+    pub fn set_process_image(&self, process_id: u32, path: &str) {
+        let mut processes = self.processes.borrow_mut();
+        let image = &mut processes.get_mut(&process_id).unwrap().image;
+        image.clear();
+        image.push_str(path);
     }
 
     /// Maps `va` to a fresh frame in `process_id`'s address space; the frame.
@@ -543,7 +556,8 @@ impl FakeKernel {
         let pools = state.pools.iter().filter(|p| p.live).count();
         let mdls = state.mdls.iter().filter(|m| m.live).count();
         let mappings = state.mappings.iter().filter(|m| m.live).count();
-        let keys = state.open_keys.len();
+        let keys =
+            state.open_keys.len() + state.image_names.iter().filter(|(_, freed)| !freed).count();
         let references: u32 = self.processes.borrow().values().map(|p| p.references).sum();
         let attached = u32::from(self.attachment.get().is_some());
         assert!(
@@ -695,6 +709,17 @@ impl KernelApi for FakeKernel {
         self.call("ExFreePoolWithTag");
         let mut state = self.state.borrow_mut();
         let base = p as usize;
+        // SeLocateProcessImageName's string is freed with ExFreePool (tag 0).
+        if let Some(name) = state
+            .image_names
+            .iter_mut()
+            .find(|(storage, _)| storage.as_ptr() as usize == base)
+        {
+            assert!(!name.1, "fake kernel: double free of an image name");
+            assert_eq!(tag, 0, "fake kernel: ExFreePool passes tag 0");
+            name.1 = true;
+            return;
+        }
         // The MDL of MmAllocatePagesForMdlEx is freed with ExFreePool (tag 0).
         if let Some(index) = state
             .mdls
@@ -1222,6 +1247,43 @@ impl KernelApi for FakeKernel {
         let object = std::ptr::from_ref::<u64>(&found.object).cast_mut().cast();
         // SAFETY: the caller promises a writable PEPROCESS.
         unsafe { process.write(object) };
+        0
+    }
+
+    unsafe fn se_locate_process_image_name(
+        &self,
+        process: PEPROCESS,
+        image_file_name: *mut PUNICODE_STRING,
+    ) -> NTSTATUS {
+        self.call("SeLocateProcessImageName");
+        let processes = self.processes.borrow();
+        let found = processes
+            .values()
+            .find(|p| p.address() == process.addr())
+            .expect("fake kernel: SeLocateProcessImageName of something that is not a process");
+        assert!(
+            found.references > 0,
+            "fake kernel: SeLocateProcessImageName without a reference"
+        );
+        let text: Vec<u16> = found.image.encode_utf16().collect();
+        // One allocation, as Windows makes it: the header, then the text.
+        let mut storage = vec![0_u64; 2 + text.len().div_ceil(4)].into_boxed_slice();
+        let buffer = storage[2..].as_mut_ptr().cast::<u16>();
+        // SAFETY: the storage has room for the text after the 16-byte header.
+        unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), buffer, text.len()) };
+        let bytes = u16::try_from(text.len() * 2).expect("short");
+        let header = storage.as_mut_ptr().cast::<UNICODE_STRING>();
+        // SAFETY: the storage starts with room for the header, 8-byte aligned.
+        unsafe {
+            header.write(UNICODE_STRING {
+                Length: bytes,
+                MaximumLength: bytes,
+                Buffer: buffer,
+            });
+        };
+        // SAFETY: the caller promises a writable PUNICODE_STRING.
+        unsafe { image_file_name.write(header) };
+        self.state.borrow_mut().image_names.push((storage, false));
         0
     }
 

@@ -32,10 +32,11 @@ trap 'rc=$?; if [ "$rc" -ne 0 ] && [ -z "$reported" ]; then echo "check-wdk-bind
 
 if ! [ -x /usr/bin/rustc ] || ! [ -x /usr/bin/cargo ] || ! command -v lld-link-19 >/dev/null \
     || ! [ -d /usr/lib/rustlib/src/rust/library/core ] || ! [ -x /usr/bin/clippy-driver ] \
-    || ! command -v llvm-dlltool-19 >/dev/null; then
-    echo "check-wdk-bindings: installing rustc-web cargo-web rust-web-src rust-web-clippy lld-19 llvm-19" >&2
+    || ! command -v llvm-dlltool-19 >/dev/null || ! command -v curl >/dev/null; then
+    echo "check-wdk-bindings: installing rustc-web cargo-web rust-web-src rust-web-clippy lld-19 llvm-19 curl" >&2
     apt-get update >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y rustc-web cargo-web rust-web-src rust-web-clippy lld-19 llvm-19 >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y rustc-web cargo-web rust-web-src rust-web-clippy lld-19 llvm-19 \
+        curl >&2
 fi
 export PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
 unset RUSTFLAGS CARGO_BUILD_RUSTFLAGS RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER CARGO_TARGET_DIR

@@ -89,7 +89,7 @@ pub enum DescriptorKind {
     Page,
 }
 
-/// Shareability, the SH[1:0] field of a block or page descriptor.
+/// Shareability, the SH\[1:0\] field of a block or page descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shareability {
     /// 0b00.
@@ -122,15 +122,15 @@ impl Descriptor {
     pub const VALID: u64 = 1 << 0;
     /// Bit 1: a table (levels 0-2) or page (level 3), rather than a block.
     pub const TABLE_OR_PAGE: u64 = 1 << 1;
-    /// AttrIndx[2:0], bits 4:2: the MAIR_EL1 attribute field.
+    /// AttrIndx\[2:0\], bits 4:2: the MAIR_EL1 attribute field.
     pub const ATTR_INDEX_SHIFT: u32 = 2;
     /// NS, bit 5: non-secure output address (Secure state only).
     pub const NS: u64 = 1 << 5;
-    /// AP[1], bit 6: EL0 may access.
+    /// AP\[1\], bit 6: EL0 may access.
     pub const AP_EL0: u64 = 1 << 6;
-    /// AP[2], bit 7: read-only.
+    /// AP\[2\], bit 7: read-only.
     pub const AP_READ_ONLY: u64 = 1 << 7;
-    /// SH[1:0], bits 9:8.
+    /// SH\[1:0\], bits 9:8.
     pub const SH_SHIFT: u32 = 8;
     /// AF, bit 10: the access flag.
     pub const ACCESSED: u64 = 1 << 10;
@@ -148,9 +148,9 @@ impl Descriptor {
     pub const PXN_TABLE: u64 = 1 << 59;
     /// UXNTable (XNTable), bit 60 of a table descriptor.
     pub const UXN_TABLE: u64 = 1 << 60;
-    /// APTable[0], bit 61: no EL0 access below this table.
+    /// APTable\[0\], bit 61: no EL0 access below this table.
     pub const AP_TABLE_NO_EL0: u64 = 1 << 61;
-    /// APTable[1], bit 62: no writes below this table.
+    /// APTable\[1\], bit 62: no writes below this table.
     pub const AP_TABLE_READ_ONLY: u64 = 1 << 62;
     /// NSTable, bit 63.
     pub const NS_TABLE: u64 = 1 << 63;
@@ -191,7 +191,7 @@ impl Descriptor {
         ((self.0 >> Self::ATTR_INDEX_SHIFT) & 0b111) as u8
     }
 
-    /// SH[1:0].
+    /// SH\[1:0\].
     #[must_use]
     pub const fn shareability(self) -> Shareability {
         match (self.0 >> Self::SH_SHIFT) & 0b11 {
@@ -202,13 +202,13 @@ impl Descriptor {
         }
     }
 
-    /// AP[2:1], bits 7:6.
+    /// AP\[2:1\], bits 7:6.
     #[must_use]
     pub const fn access_permissions(self) -> u8 {
         ((self.0 >> 6) & 0b11) as u8
     }
 
-    /// APTable[1:0], bits 62:61.
+    /// APTable\[1:0\], bits 62:61.
     #[must_use]
     pub const fn table_access_permissions(self) -> u8 {
         ((self.0 >> 61) & 0b11) as u8

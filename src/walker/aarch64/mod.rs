@@ -8,7 +8,7 @@
 //! Modelled: T0SZ/T1SZ 16..=39 (start level 0, 1 or 2), the TTBR0/TTBR1
 //! split by bit 55 with the range check of the bits above the range's size,
 //! TBI0/TBI1, EPD0/EPD1, IPS (capped at a 48-bit implemented PA size), table,
-//! block (1 GiB at level 1, 2 MiB at level 2) and page descriptors, AP[2:1],
+//! block (1 GiB at level 1, 2 MiB at level 2) and page descriptors, AP\[2:1\],
 //! UXN/PXN, APTable/UXNTable/PXNTable (unless HPD0/HPD1), AF with TCR_EL1.HA.
 //! Not modelled: 16 and 64 KiB granules, 52-bit addresses (FEAT_LPA/LPA2),
 //! stage 2, PAN, WXN, permission indirection, the Secure state's NS bits.

@@ -14,9 +14,9 @@ use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr};
 #[allow(clippy::struct_excessive_bools)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct TableRestrictions {
-    /// Some APTable[0] (bit 61) set: no EL0 access.
+    /// Some APTable\[0\] (bit 61) set: no EL0 access.
     pub no_el0: bool,
-    /// Some APTable[1] (bit 62) set: no writes.
+    /// Some APTable\[1\] (bit 62) set: no writes.
     pub read_only: bool,
     /// Some UXNTable (bit 60) set: not executable at EL0.
     pub uxn: bool,
@@ -46,11 +46,11 @@ impl TableRestrictions {
 #[allow(clippy::struct_excessive_bools)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Access {
-    /// EL1 may write: AP[2] clear and no APTable[1] above.
+    /// EL1 may write: AP\[2\] clear and no APTable\[1\] above.
     pub privileged_write: bool,
-    /// EL0 may read: AP[1] set and no APTable[0] above.
+    /// EL0 may read: AP\[1\] set and no APTable\[0\] above.
     pub unprivileged_read: bool,
-    /// EL0 may write: AP[2:1] = 0b01 and no APTable bit above.
+    /// EL0 may write: AP\[2:1\] = 0b01 and no APTable bit above.
     pub unprivileged_write: bool,
     /// EL1 may execute: no PXN, no PXNTable, and EL0 may not write
     /// (locations writable at EL0 are never executable at EL1).
@@ -135,7 +135,7 @@ impl Mapping {
         self.descriptor.attr_index()
     }
 
-    /// SH[1:0].
+    /// SH\[1:0\].
     #[must_use]
     pub const fn shareability(&self) -> Shareability {
         self.descriptor.shareability()

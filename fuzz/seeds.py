@@ -1,7 +1,8 @@
 """Writes seed inputs for a fuzz target: `seeds.py DIR` for `walk`, small
 images holding a full chain of tables (4- and 5-level) with 4K, 2M and 1G
 leaves, so libFuzzer starts from deep walks instead of having to discover the
-layout; `seeds.py --images DIR` for `images`: the same tables as a raw image,
+layout; `seeds.py --aarch64 DIR` for `walk_aarch64`, the same idea with
+AArch64 descriptors through both TTBRs; `seeds.py --images DIR` for `images`: the same tables as a raw image,
 an ELF core, a full and a bitmap crash dump (layouts: see
 tests/crash_dump/mod.rs), each after the target's options byte."""
 
@@ -42,6 +43,34 @@ def seed(rng, levels):
     return header + bytes(image)
 
 
+def seed_aarch64(rng, t0sz, t1sz):
+    """Options byte 0 (sanitised TCR), TTBR0, TTBR1, TCR, four addresses, an
+    image whose tables map through both TTBRs: 4K pages, 2M and 1G blocks."""
+    image = bytearray(PAGES * 4096)
+
+    def put(table_page, index, value):
+        struct.pack_into("<Q", image, table_page * 4096 + index * 8, value)
+
+    attrs = lambda: (1 << 10) | rng.choice([0, 1 << 6, 1 << 7, 3 << 6]) | rng.choice([0, 1 << 53, 1 << 54]) | (rng.randrange(8) << 2)
+    vas = []
+    for upper, txsz, first_table in ((False, t0sz, 1), (True, t1sz, 4)):
+        bits = 64 - txsz
+        start = 3 - (bits - 13) // 9
+        i = [rng.randrange(512 if level > start else 1 << (bits - 12 - 9 * (3 - level))) for level in range(start, 4)]
+        tables = [first_table + k for k in range(4 - start)]
+        tables[-1] = 7 if upper else 6                            # the level 3 table
+        for k in range(len(tables) - 1):
+            put(tables[k], i[k], (tables[k + 1] << 12) | 0b11 | rng.choice([0, 1 << 61, 1 << 62, 1 << 60]))
+        put(tables[-1], i[-1], (0x5000 + (rng.randrange(64) << 12)) | attrs() | 0b11)      # 4K page
+        put(tables[-2], (i[-2] + 1) % 512, (rng.randrange(64) << 21) | attrs() | 0b01)   # 2M block
+        ia = sum(x << (12 + 9 * (3 - level)) for level, x in zip(range(start, 4), i))
+        high = ((1 << 64) - (1 << bits)) if upper else 0
+        vas += [high | ia | rng.randrange(4096), high | (ia + (1 << 21))]
+    tcr = t0sz | (t1sz << 16) | (0b10 << 30) | (0b101 << 32) | rng.choice([0, 1 << 37, 1 << 38])
+    header = bytes([0]) + struct.pack("<QQQ", 0x1000, 0x4000 | (rng.randrange(1 << 16) << 48), tcr)
+    return header + b"".join(struct.pack("<Q", v) for v in vas) + bytes(image)
+
+
 def elf_core(memory):
     """An ELF64 core with one PT_LOAD of `memory` at physical address 0."""
     header = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
@@ -79,6 +108,13 @@ def bitmap_dump(memory):
 
 def main():
     images = sys.argv[1] == "--images"
+    if sys.argv[1] == "--aarch64":
+        out = Path(sys.argv[-1])
+        out.mkdir(parents=True, exist_ok=True)
+        rng = random.Random(1)
+        for n, (t0sz, t1sz) in enumerate([(16, 16), (25, 25), (16, 25), (34, 20)] * 4):
+            (out / f"seed-{n}").write_bytes(seed_aarch64(rng, t0sz, t1sz))
+        return
     out = Path(sys.argv[-1])
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(1)

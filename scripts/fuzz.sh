@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes for $1 seconds (default 60): the walker against the reference model
-# (target `walk`), or, with VMWALK_FUZZ_TARGET=images, ptwalk's image readers
+# (target `walk`), the AArch64 walker against its model (VMWALK_FUZZ_TARGET=
+# walk_aarch64), or, with VMWALK_FUZZ_TARGET=images, ptwalk's image readers
 # (raw, ELF core, crash dump) on arbitrary files.
 # Installs cargo-fuzz when missing; needs a nightly toolchain (libFuzzer's
 # sanitizer flags), or uses the stable one with RUSTC_BOOTSTRAP=1.
@@ -23,6 +24,8 @@ corpus=fuzz/corpus/$target
 mkdir -p "$corpus"
 if [ "$target" = images ]; then
     python3 fuzz/seeds.py --images "$corpus"
+elif [ "$target" = walk_aarch64 ]; then
+    python3 fuzz/seeds.py --aarch64 "$corpus"
 else
     python3 fuzz/seeds.py "$corpus"
 fi

@@ -6,6 +6,7 @@
 #![allow(clippy::cast_possible_truncation, clippy::missing_const_for_fn)]
 
 mod model;
+mod model_aarch64;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -138,4 +139,25 @@ fn the_walker_never_allocates() {
     // The counter works: this allocates.
     assert!(allocations_in(|| drop(black_box(vec![0u8; 16]))) > 0);
     assert!(total > 10_000, "only {total} answers");
+}
+
+#[test]
+fn the_aarch64_walker_never_allocates() {
+    let worlds: Vec<_> = (0..200).map(model_aarch64::world::world).collect();
+    let mut answers = 0;
+    for (seed, world) in worlds.iter().enumerate() {
+        let Some(paging) = model_aarch64::compare::paging_of(world.regs) else {
+            continue;
+        };
+        let memory = ImageMemory::new(&world.image);
+        let allocations = allocations_in(|| {
+            for &va in &world.probes {
+                black_box(paging.translate(&memory, VirtAddr(va)).ok());
+                answers += 1;
+            }
+            answers += paging.leaves(&memory).count() + paging.leaves(&memory).runs().count();
+        });
+        assert_eq!(allocations, 0, "seed {seed}: the AArch64 walker allocated");
+    }
+    assert!(answers > 10_000, "only {answers} answers");
 }

@@ -1,0 +1,365 @@
+//! Translation of one virtual address (Arm ARM, "Translation table walks"
+//! and "Memory access control" for stage 1 of the EL1&0 regime).
+
+use core::fmt;
+
+use super::descriptor::{Descriptor, DescriptorKind, Level, Shareability};
+use super::fault::{Fault, FaultKind, Path, Visited};
+use super::registers::{Paging, RangeConfig, VaRange, mask};
+use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr};
+
+/// What the table descriptors above a leaf take away (their hierarchical
+/// attributes, ORed along the walk; all clear with TCR_EL1.HPDx).
+// Independent permission bits, as the Arm ARM lists them.
+#[allow(clippy::struct_excessive_bools)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct TableRestrictions {
+    /// Some APTable\[0\] (bit 61) set: no EL0 access.
+    pub no_el0: bool,
+    /// Some APTable\[1\] (bit 62) set: no writes.
+    pub read_only: bool,
+    /// Some UXNTable (bit 60) set: not executable at EL0.
+    pub uxn: bool,
+    /// Some PXNTable (bit 59) set: not executable at EL1.
+    pub pxn: bool,
+}
+
+impl TableRestrictions {
+    /// Adds a table descriptor's restrictions, unless `disabled` (HPDx).
+    #[must_use]
+    pub(super) const fn narrowed_by(self, table: Descriptor, disabled: bool) -> Self {
+        if disabled {
+            return self;
+        }
+        Self {
+            no_el0: self.no_el0 || table.has(Descriptor::AP_TABLE_NO_EL0),
+            read_only: self.read_only || table.has(Descriptor::AP_TABLE_READ_ONLY),
+            uxn: self.uxn || table.has(Descriptor::UXN_TABLE),
+            pxn: self.pxn || table.has(Descriptor::PXN_TABLE),
+        }
+    }
+}
+
+/// Effective permissions of a block or page. EL1 may always read (PAN and
+/// SCTLR_EL1.WXN are not modelled).
+// Independent permission bits, as the Arm ARM lists them.
+#[allow(clippy::struct_excessive_bools)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// EL1 may write: AP\[2\] clear and no APTable\[1\] above.
+    pub privileged_write: bool,
+    /// EL0 may read: AP\[1\] set and no APTable\[0\] above.
+    pub unprivileged_read: bool,
+    /// EL0 may write: AP\[2:1\] = 0b01 and no APTable bit above.
+    pub unprivileged_write: bool,
+    /// EL1 may execute: no PXN, no PXNTable, and EL0 may not write
+    /// (locations writable at EL0 are never executable at EL1).
+    pub privileged_execute: bool,
+    /// EL0 may execute: no UXN and no UXNTable.
+    pub unprivileged_execute: bool,
+}
+
+impl Access {
+    /// The permissions of `leaf` under `table`'s restrictions (pseudocode
+    /// `AArch64.S1DirectBasePermissions`).
+    #[must_use]
+    pub const fn of(leaf: Descriptor, table: TableRestrictions) -> Self {
+        let read_only = leaf.has(Descriptor::AP_READ_ONLY) || table.read_only;
+        let el0 = leaf.has(Descriptor::AP_EL0) && !table.no_el0;
+        let unprivileged_write = el0 && !read_only;
+        Self {
+            privileged_write: !read_only,
+            unprivileged_read: el0,
+            unprivileged_write,
+            privileged_execute: !(leaf.has(Descriptor::PXN) || table.pxn || unprivileged_write),
+            unprivileged_execute: !(leaf.has(Descriptor::UXN) || table.uxn),
+        }
+    }
+}
+
+/// A block or page: what it maps and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// Virtual address of its first byte, with bits above the range's size
+    /// all clear (TTBR0) or all set (TTBR1), the top byte included.
+    pub va: VirtAddr,
+    /// Physical address of its first byte.
+    pub pa: PhysAddr,
+    /// 4 KiB (page), 2 MiB or 1 GiB (blocks).
+    pub size: PageSize,
+    /// The range it belongs to.
+    pub range: VaRange,
+    /// Effective permissions.
+    pub access: Access,
+    /// The block or page descriptor.
+    pub descriptor: Descriptor,
+    /// What the tables above it take away.
+    pub table: TableRestrictions,
+    /// AF is clear and TCR_EL1.HA is not set: an access would take an Access
+    /// flag fault (the translation itself is valid).
+    pub access_flag_fault: bool,
+}
+
+impl Mapping {
+    /// The level of the block or page descriptor.
+    #[must_use]
+    pub const fn level(&self) -> Level {
+        match self.size {
+            PageSize::Size4K => Level::L3,
+            PageSize::Size2M => Level::L2,
+            PageSize::Size1G => Level::L1,
+        }
+    }
+
+    /// AF: the block or page was accessed.
+    #[must_use]
+    pub const fn accessed(&self) -> bool {
+        self.descriptor.has(Descriptor::ACCESSED)
+    }
+
+    /// nG clear: the TLB entry applies to every ASID.
+    #[must_use]
+    pub const fn global(&self) -> bool {
+        !self.descriptor.has(Descriptor::NOT_GLOBAL)
+    }
+
+    /// The Contiguous hint (a TLB may cache 16 entries as one).
+    #[must_use]
+    pub const fn contiguous(&self) -> bool {
+        self.descriptor.has(Descriptor::CONTIGUOUS)
+    }
+
+    /// AttrIndx: the MAIR_EL1 byte that gives the memory type.
+    #[must_use]
+    pub const fn attr_index(&self) -> u8 {
+        self.descriptor.attr_index()
+    }
+
+    /// SH\[1:0\].
+    #[must_use]
+    pub const fn shareability(&self) -> Shareability {
+        self.descriptor.shareability()
+    }
+}
+
+/// `4K page at 0x5000, EL1 rw, EL0 r, EL1 nx, EL0 x, ISH, AttrIndx 4, nG`.
+impl fmt::Display for Mapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.access;
+        let el1 = if a.privileged_write { "rw" } else { "r" };
+        let el0 = match (a.unprivileged_read, a.unprivileged_write) {
+            (true, true) => "rw",
+            (true, false) => "r",
+            (false, _) => "-",
+        };
+        let x = |yes: bool| if yes { "x" } else { "nx" };
+        write!(
+            f,
+            "{} {} at {:#x}, EL1 {el1}, EL0 {el0}, EL1 {}, EL0 {}, {}, AttrIndx {}",
+            self.size,
+            if self.size == PageSize::Size4K {
+                "page"
+            } else {
+                "block"
+            },
+            self.pa.0,
+            x(a.privileged_execute),
+            x(a.unprivileged_execute),
+            self.shareability(),
+            self.attr_index(),
+        )?;
+        if !self.global() {
+            f.write_str(", nG")?;
+        }
+        if self.contiguous() {
+            f.write_str(", contiguous")?;
+        }
+        if !self.accessed() {
+            f.write_str(if self.access_flag_fault {
+                ", AF clear (Access flag fault)"
+            } else {
+                ", AF clear (set by hardware, TCR_EL1.HA)"
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A successful translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The translated address, as given (a tag included).
+    pub va: VirtAddr,
+    /// Its physical address.
+    pub pa: PhysAddr,
+    /// The block or page that maps it.
+    pub mapping: Mapping,
+    /// Every descriptor read, top level first.
+    pub path: Path,
+}
+
+/// Where a valid descriptor leads.
+pub(super) enum Step {
+    /// The next-level table at this physical address.
+    Table(u64),
+    /// A block or page of this size at this physical address.
+    Leaf(PageSize, u64),
+}
+
+impl Paging {
+    /// What `descriptor` at `level` leads to, or the fault it raises.
+    pub(super) const fn step<E>(
+        &self,
+        level: Level,
+        descriptor: Descriptor,
+    ) -> Result<Step, FaultKind<E>> {
+        let (step, addr) = match descriptor.kind(level) {
+            DescriptorKind::Invalid => return Err(FaultKind::Invalid { level, descriptor }),
+            DescriptorKind::Reserved => return Err(FaultKind::Reserved { level, descriptor }),
+            DescriptorKind::Table => {
+                let addr = descriptor.output_address(12);
+                (Step::Table(addr), addr)
+            }
+            DescriptorKind::Block | DescriptorKind::Page => {
+                let addr = descriptor.output_address(level.shift());
+                let size = match level {
+                    Level::L1 => PageSize::Size1G,
+                    Level::L2 => PageSize::Size2M,
+                    Level::L0 | Level::L3 => PageSize::Size4K,
+                };
+                (Step::Leaf(size, addr), addr)
+            }
+        };
+        if self.beyond_pa_size(addr) {
+            return Err(FaultKind::AddressSize {
+                level,
+                descriptor,
+                addr,
+                pa_bits: self.pa_bits(),
+            });
+        }
+        Ok(step)
+    }
+
+    /// The range `va` is in, and its input address (the bits below the
+    /// range's size); or why it is in neither.
+    pub(super) const fn select<E>(&self, va: u64) -> Result<(VaRange, u64), FaultKind<E>> {
+        let range = VaRange::of(va);
+        let config = self.range(range);
+        let checked = mask(config.va_bits, config.top_checked_bit());
+        let expected = match range {
+            VaRange::Lower => 0,
+            VaRange::Upper => checked,
+        };
+        if va & checked != expected {
+            return Err(FaultKind::OutsideRanges {
+                range,
+                va_bits: config.va_bits,
+                top: config.top_checked_bit(),
+            });
+        }
+        if config.walks_disabled {
+            return Err(FaultKind::WalksDisabled { range });
+        }
+        Ok((range, va & mask(0, config.va_bits - 1)))
+    }
+
+    /// The initial table of `range`, or the Address size fault its TTBR raises.
+    pub(super) const fn initial_table<E>(&self, range: VaRange) -> Result<u64, FaultKind<E>> {
+        let table = self.range(range).table_base();
+        if self.beyond_pa_size(table) {
+            return Err(FaultKind::TableBaseBeyondPaSize {
+                range,
+                table,
+                pa_bits: self.pa_bits(),
+            });
+        }
+        Ok(table)
+    }
+
+    /// The mapping of a leaf covering input address `ia` of `range`.
+    pub(super) const fn mapping(
+        &self,
+        range: VaRange,
+        ia: u64,
+        size: PageSize,
+        pa: u64,
+        descriptor: Descriptor,
+        table: TableRestrictions,
+    ) -> Mapping {
+        let base = ia & !(size.bytes() - 1);
+        let va = match range {
+            VaRange::Lower => base,
+            VaRange::Upper => base | (u64::MAX << self.range(range).va_bits),
+        };
+        Mapping {
+            va: VirtAddr(va),
+            pa: PhysAddr(pa),
+            size,
+            range,
+            access: Access::of(descriptor, table),
+            descriptor,
+            table,
+            access_flag_fault: !descriptor.has(Descriptor::ACCESSED)
+                && !self.hardware_access_flag(),
+        }
+    }
+
+    /// Translates `va` as the MMU would for a stage 1 EL1&0 data access.
+    ///
+    /// # Errors
+    /// A [`Fault`] saying why `va` does not translate, with the descriptors read.
+    // No heap in the kernel: a fault carries its walk by value.
+    #[allow(clippy::result_large_err)]
+    pub fn translate<M: PhysicalMemory + ?Sized>(
+        &self,
+        memory: &M,
+        va: VirtAddr,
+    ) -> Result<Translation, Fault<M::Error>> {
+        let mut path = Path::new();
+        let fault = |path, kind| Fault { va, path, kind };
+        let (range, ia) = self.select(va.0).map_err(|kind| fault(path, kind))?;
+        let config: &RangeConfig = self.range(range);
+        let mut table = self
+            .initial_table(range)
+            .map_err(|kind| fault(path, kind))?;
+        let mut restrictions = TableRestrictions::default();
+        let mut level = config.start_level();
+        loop {
+            let addr = PhysAddr(table + 8 * level.index(ia));
+            let descriptor = match memory.read_u64(addr) {
+                Ok(raw) => Descriptor(raw),
+                Err(error) => {
+                    return Err(fault(path, FaultKind::ReadFailed { level, addr, error }));
+                }
+            };
+            path.push(Visited {
+                level,
+                addr,
+                descriptor,
+            });
+            match self.step(level, descriptor) {
+                Err(kind) => return Err(fault(path, kind)),
+                Ok(Step::Leaf(size, pa)) => {
+                    let mapping = self.mapping(range, ia, size, pa, descriptor, restrictions);
+                    return Ok(Translation {
+                        va,
+                        pa: PhysAddr(pa | (ia & (size.bytes() - 1))),
+                        mapping,
+                        path,
+                    });
+                }
+                Ok(Step::Table(next)) => {
+                    restrictions = restrictions
+                        .narrowed_by(descriptor, config.hierarchical_permissions_disabled);
+                    table = next;
+                    // A table at level 3 is a page: `step` never returns one there.
+                    let Some(below) = level.next() else {
+                        return Err(fault(path, FaultKind::Reserved { level, descriptor }));
+                    };
+                    level = below;
+                }
+            }
+        }
+    }
+}

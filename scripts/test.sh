@@ -57,6 +57,7 @@ step "emulate.sh: command line (--help, bad options, --check-image anywhere)" sc
 step "fuzz: a fuzz target that does not build fails the step" scripts/fuzz-selftest.sh
 step "fuzz: walker vs model (60 s)" scripts/fuzz.sh 60
 step "fuzz: image readers on arbitrary files: raw, ELF core, crash dump (60 s)" env VMWALK_FUZZ_TARGET=images scripts/fuzz.sh 60
+step "fuzz: AArch64 walker vs its model (60 s)" env VMWALK_FUZZ_TARGET=walk_aarch64 scripts/fuzz.sh 60
 step "real MMU: test kernel and Linux guests under QEMU" scripts/mmu-check.sh
 step "PowerShell syntax" bash scripts/check-powershell.sh
 step "INF: the primitive-driver rules (and broken copies fail)" python3 scripts/check-inf.py --self-test

@@ -1016,3 +1016,175 @@ fn a_cr3_without_a_page_table_gets_a_hint() {
         )
     );
 }
+
+// An AArch64 image: TTBR1's tables at 0x1000 (L0), 0x2000 (L1), 0x3000
+// (L2, a 2 MiB block at 0xffff_ff00_0020_0000 -> 0x4000_0000) and 0x4000
+// (L3: 0xffff_ff00_0040_3000 -> 0x8000, EL0 read-write and UXN; the next
+// page -> 0x9000 with AF clear). TCR_EL1: T0SZ = T1SZ = 16, TG1 4 KiB, IPS 48 bits.
+fn aarch64_image() -> (Vec<u8>, &'static str) {
+    let mut image = vec![0_u8; 0x5000];
+    let mut put =
+        |at: usize, descriptor: u64| image[at..at + 8].copy_from_slice(&descriptor.to_le_bytes());
+    let (table, block, page, af) = (0b11, 0b01, 0b11, 1 << 10);
+    put(0x1000 + 8 * 0x1fe, 0x2000 | table);
+    put(0x2000, 0x3000 | table);
+    put(0x3000 + 8, 0x4000_0000 | af | block);
+    put(0x3000 + 16, 0x4000 | table);
+    put(0x4000 + 8 * 3, 0x8000 | af | page | 1 << 6 | 1 << 54);
+    put(0x4000 + 8 * 4, 0x9000 | page);
+    (image, "0x580100010")
+}
+
+#[test]
+fn aarch64_images_translate_explain_and_dump() {
+    let (image, tcr) = aarch64_image();
+    let raw = write_temp("a64", &image);
+    let core = write_temp("a64elf", &elf_core(&image));
+    for file in [&raw, &core] {
+        let file = file.to_str().unwrap();
+        let args = [
+            "translate",
+            "--arch",
+            "aarch64",
+            "--image",
+            file,
+            "--ttbr1",
+            "1000",
+            "--tcr",
+            tcr,
+        ];
+        let output = ptwalk(
+            &[
+                &args[..],
+                &[
+                    "ffffff0000234567",
+                    "ffffff0000403123",
+                    "ffffff0000405000",
+                    "feffff0000200000",
+                    "0",
+                ],
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            stdout(&output),
+            "0xffffff0000234567 0x40034567\n0xffffff0000403123 0x8123\n0xffffff0000405000 -\n0xfeffff0000200000 -\n0x0 -\n",
+            "{file}"
+        );
+    }
+    let file = raw.to_str().unwrap();
+    let base = [
+        "--arch", "aarch64", "--image", file, "--ttbr1", "1000", "--tcr", tcr,
+    ];
+    let explained = stdout(&ptwalk(
+        &[
+            &["translate"][..],
+            &base,
+            &[
+                "--explain",
+                "ffffff0000403123",
+                "ffffff0000405000",
+                "feffff0000200000",
+                "0",
+            ],
+        ]
+        .concat(),
+    ));
+    for wanted in [
+        "    level 3 at phys 0x4018: 0x0040000000008443 (page)",
+        "    => 4K page at 0x8000, EL1 rw, EL0 rw, EL1 nx, EL0 nx, NSH, AttrIndx 0",
+        "    level 3 at phys 0x4028: 0x0000000000000000 (invalid)",
+        "    => Translation fault, level 3: descriptor 0x0000000000000000 is invalid (bit 0 clear)",
+        "    => Translation fault, level 0: the address is outside both ranges",
+        "    => Translation fault, level 0: walks through TTBR0_EL1 are disabled (TCR_EL1.EPD)",
+    ] {
+        assert!(
+            explained.lines().any(|line| line.starts_with(wanted)),
+            "{wanted}\n{explained}"
+        );
+    }
+    let json = stdout(&ptwalk(
+        &[&["translate"][..], &base, &["--json", "ffffff0000403123"]].concat(),
+    ));
+    assert!(json.starts_with("{\"va\":\"0xffffff0000403123\",\"pa\":\"0x8123\",\"page_size\":\"4K\",\"range\":\"TTBR1_EL1\",\"el1_write\":true,\"el0_read\":true,\"el0_write\":true,\"el1_execute\":false,\"el0_execute\":false"), "{json}");
+    let dump = stdout(&ptwalk(&[&["dump"][..], &base].concat()));
+    assert_eq!(
+        dump,
+        "0xffffff0000200000-0xffffff00003fffff -> 0x40000000 TTBR1_EL1 2M x1: EL1 rw, EL0 -, EL1 x, EL0 x, NSH, AttrIndx 0\n\
+         0xffffff0000403000-0xffffff0000403fff -> 0x8000 TTBR1_EL1 4K x1: EL1 rw, EL0 rw, EL1 nx, EL0 nx, NSH, AttrIndx 0\n\
+         0xffffff0000404000-0xffffff0000404fff -> 0x9000 TTBR1_EL1 4K x1: EL1 rw, EL0 -, EL1 x, EL0 x, NSH, AttrIndx 0, AF clear (Access flag fault)\n"
+    );
+}
+
+#[test]
+fn aarch64_bad_input_gets_one_line() {
+    let (image, tcr) = aarch64_image();
+    let raw = write_temp("a64bad", &image);
+    let file = raw.to_str().unwrap();
+    let output = ptwalk(&[
+        "translate",
+        "--arch",
+        "aarch64",
+        "--image",
+        file,
+        "--ttbr1",
+        "1000",
+        "0",
+    ]);
+    assert_one_line_error(&output, 1, "--tcr is required with --arch aarch64");
+    let output = ptwalk(&[
+        "translate",
+        "--arch",
+        "aarch64",
+        "--image",
+        file,
+        "--tcr",
+        tcr,
+        "0",
+    ]);
+    assert_one_line_error(&output, 1, "--arch aarch64 needs --ttbr0 or --ttbr1");
+    let output = ptwalk(&[
+        "translate",
+        "--arch",
+        "aarch64",
+        "--image",
+        file,
+        "--ttbr1",
+        "1000",
+        "--tcr",
+        tcr,
+        "--cr3",
+        "1000",
+        "0",
+    ]);
+    assert_one_line_error(&output, 1, "describe an x86-64 CPU, not --arch aarch64");
+    // A 64 KiB granule (TG1 = 0b11) is not walked.
+    let output = ptwalk(&[
+        "translate",
+        "--arch",
+        "aarch64",
+        "--image",
+        file,
+        "--ttbr1",
+        "1000",
+        "--tcr",
+        "0x5c0100010",
+        "0",
+    ]);
+    assert_one_line_error(&output, 1, "describes no translation ptwalk walks");
+    // Tables beyond the image: the address is printed, then one line.
+    let output = ptwalk(&[
+        "translate",
+        "--arch",
+        "aarch64",
+        "--image",
+        file,
+        "--ttbr1",
+        "100000",
+        "--tcr",
+        tcr,
+        "ffffff0000234567",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "0xffffff0000234567 -\n");
+}

@@ -1,6 +1,7 @@
 //! ptwalk: translate addresses and list mappings with vmwalk's page-table
 //! walker, over a physical memory image.
 
+mod aarch64;
 mod dump;
 mod image;
 mod pte;
@@ -55,6 +56,8 @@ enum Os {
 
 struct PagingArgs {
     image: PathBuf,
+    /// `--arch aarch64`: `TTBR0_EL1`, `TTBR1_EL1` and `TCR_EL1` instead of CR3.
+    aarch64: Option<AArch64Args>,
     /// `None`: the crash dump header's.
     cr3: Option<u64>,
     la57: bool,
@@ -62,7 +65,34 @@ struct PagingArgs {
     no_nx: bool,
 }
 
+/// What `--arch aarch64` was given.
+struct AArch64Args {
+    ttbr0: Option<u64>,
+    ttbr1: Option<u64>,
+    tcr: Option<u64>,
+}
+
 impl PagingArgs {
+    /// For `--arch aarch64`: the registers, after refusing x86-64's options.
+    fn aarch64_registers(&self, given: &AArch64Args) -> Result<aarch64::Registers> {
+        if self.cr3.is_some() || self.la57 || self.no_nx || self.maxphyaddr != 52 {
+            bail!(
+                "--cr3, --la57, --maxphyaddr and --no-nx describe an x86-64 CPU, not --arch aarch64 (which takes --ttbr0, --ttbr1 and --tcr)"
+            );
+        }
+        let tcr = given
+            .tcr
+            .context("--tcr is required with --arch aarch64 (TCR_EL1, in hex)")?;
+        if given.ttbr0.is_none() && given.ttbr1.is_none() {
+            bail!("--arch aarch64 needs --ttbr0 or --ttbr1 (in hex)");
+        }
+        Ok(aarch64::Registers {
+            ttbr0: given.ttbr0,
+            ttbr1: given.ttbr1,
+            tcr,
+        })
+    }
+
     fn open(&self) -> Result<(Paging, Image)> {
         let mode = if self.la57 {
             PagingMode::FiveLevel
@@ -141,6 +171,25 @@ fn cli() -> ClapCommand {
         .value_name("FILE")
         .value_parser(value_parser!(PathBuf))
         .help("Also read addresses from FILE (`-`: standard input), separated by white space, in hex like ADDR");
+    let arch_args = [
+        Arg::new("arch")
+            .long("arch")
+            .value_parser(["x86_64", "aarch64"])
+            .default_value("x86_64")
+            .help("The CPU's architecture"),
+        Arg::new("ttbr0")
+            .long("ttbr0")
+            .value_parser(parse_hex)
+            .help("With --arch aarch64: TTBR0_EL1, in hex (ASID and CnP ignored)"),
+        Arg::new("ttbr1")
+            .long("ttbr1")
+            .value_parser(parse_hex)
+            .help("With --arch aarch64: TTBR1_EL1, in hex"),
+        Arg::new("tcr")
+            .long("tcr")
+            .value_parser(parse_hex)
+            .help("With --arch aarch64: TCR_EL1, in hex (T0SZ, T1SZ, TG0/TG1, IPS, TBI, EPD, HA)"),
+    ];
     ClapCommand::new("ptwalk")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Walk x86-64 page tables in a physical memory image (raw, an ELF core, or a Windows crash dump)")
@@ -149,13 +198,14 @@ fn cli() -> ClapCommand {
             ClapCommand::new("translate")
                 .about("Translate virtual addresses: `0x<va> 0x<pa>`, or `0x<va> -`")
                 .args(paging_args.clone())
+                .args(arch_args.clone())
                 .arg(Arg::new("addresses").value_name("ADDR").required_unless_present("addresses-from").num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3 (4096 is 0x4096)"))
                 .arg(addresses_from.clone())
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with("explain").help("Print one JSON object per address (not with --explain)"))
                 .arg(Arg::new("explain").long("explain").action(ArgAction::SetTrue).help("Add every entry visited, and why an address does not translate"))
                 .arg(Arg::new("os").long("os").value_parser(["x86", "windows"]).default_value("x86").requires("explain").help("The words of --explain: x86 (Intel's entry names; not present is all the CPU knows) or windows (WinDbg's names, and Windows' software PTEs decoded as !pte does)")),
         )
-        .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does").args(paging_args.clone()))
+        .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does (--arch aarch64: every run of blocks and pages)").args(paging_args.clone()).args(arch_args))
         .subcommand(
             ClapCommand::new("pte")
                 .about("Print what WinDbg's `!pte ADDR` prints, for each address (a Windows CR3)")
@@ -169,8 +219,19 @@ fn cli() -> ClapCommand {
 
 fn parse_command(matches: &ArgMatches) -> Option<Command> {
     let (name, sub) = matches.subcommand()?;
+    let aarch64 = sub
+        .try_get_one::<String>("arch")
+        .ok()
+        .flatten()
+        .filter(|arch| *arch == "aarch64")
+        .map(|_| AArch64Args {
+            ttbr0: sub.get_one::<u64>("ttbr0").copied(),
+            ttbr1: sub.get_one::<u64>("ttbr1").copied(),
+            tcr: sub.get_one::<u64>("tcr").copied(),
+        });
     let paging = PagingArgs {
         image: sub.get_one::<PathBuf>("image")?.clone(),
+        aarch64,
         cr3: sub.get_one::<u64>("cr3").copied(),
         la57: sub.get_flag("la57"),
         maxphyaddr: *sub.get_one::<u32>("maxphyaddr")?,
@@ -309,8 +370,85 @@ fn main() -> ExitCode {
     }
 }
 
+/// `dump` on x86-64: every leaf as QEMU's `info tlb` prints it.
+fn dump_x86(out: &mut impl Write, paging: &PagingArgs) -> Result<()> {
+    let (paging, image) = paging.open()?;
+    let (mut unreadable, mut skipped) = (0, 0);
+    let mut missing_tables = std::collections::BTreeSet::new();
+    for leaf in paging.leaves(&image) {
+        match leaf {
+            Ok(mapping) => writeln!(out, "{}", InfoTlbLine(&mapping))?,
+            // Missing tables are counted, not listed: one line each buried real faults.
+            Err(Fault {
+                kind: FaultKind::ReadFailed { addr, .. },
+                ..
+            }) => {
+                unreadable += 1;
+                missing_tables.insert(addr.0 & !0xfff);
+            }
+            Err(fault) => {
+                skipped += 1;
+                if skipped <= SKIPPED_SHOWN {
+                    eprintln!("ptwalk: skipped: {fault}");
+                }
+            }
+        }
+    }
+    out.flush()?;
+    if skipped > SKIPPED_SHOWN {
+        eprintln!(
+            "ptwalk: skipped {} more entries like these",
+            skipped - SKIPPED_SHOWN
+        );
+    }
+    if unreadable > 0 {
+        bail!(
+            "{} page table(s) are not in the image ({unreadable} entries in them unread)",
+            missing_tables.len()
+        );
+    }
+    Ok(())
+}
+
+/// `--arch aarch64`'s `translate` and `dump`; `None` for x86-64.
+fn run_aarch64(command: &Command, out: &mut dyn Write) -> Option<Result<()>> {
+    match command {
+        Command::Translate {
+            paging,
+            addresses,
+            addresses_from,
+            json,
+            explain,
+            os,
+        } => {
+            let given = paging.aarch64.as_ref()?;
+            Some((|| {
+                if *os == Os::Windows {
+                    bail!("--os windows decodes x86-64 Windows PTEs, not --arch aarch64");
+                }
+                let registers = paging.aarch64_registers(given)?;
+                let addresses = all_addresses(addresses, addresses_from.as_ref())?;
+                let image = Image::open(&paging.image)?;
+                aarch64::translate(out, &registers, &image, &addresses, *json, *explain)
+            })())
+        }
+        Command::Dump { paging } => {
+            let given = paging.aarch64.as_ref()?;
+            Some((|| {
+                let registers = paging.aarch64_registers(given)?;
+                let image = Image::open(&paging.image)?;
+                aarch64::dump(out, &registers, &image)
+            })())
+        }
+        Command::Pte { .. } => None,
+    }
+}
+
 fn run(command: &Command) -> Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
+    if let Some(result) = run_aarch64(command, &mut out) {
+        return result;
+    }
     match command {
         Command::Translate {
             paging,
@@ -373,43 +511,7 @@ fn run(command: &Command) -> Result<()> {
             )?;
             out.flush()?;
         }
-        Command::Dump { paging } => {
-            let (paging, image) = paging.open()?;
-            let (mut unreadable, mut skipped) = (0, 0);
-            let mut missing_tables = std::collections::BTreeSet::new();
-            for leaf in paging.leaves(&image) {
-                match leaf {
-                    Ok(mapping) => writeln!(out, "{}", InfoTlbLine(&mapping))?,
-                    // Missing tables are counted, not listed: one line each buried real faults.
-                    Err(Fault {
-                        kind: FaultKind::ReadFailed { addr, .. },
-                        ..
-                    }) => {
-                        unreadable += 1;
-                        missing_tables.insert(addr.0 & !0xfff);
-                    }
-                    Err(fault) => {
-                        skipped += 1;
-                        if skipped <= SKIPPED_SHOWN {
-                            eprintln!("ptwalk: skipped: {fault}");
-                        }
-                    }
-                }
-            }
-            out.flush()?;
-            if skipped > SKIPPED_SHOWN {
-                eprintln!(
-                    "ptwalk: skipped {} more entries like these",
-                    skipped - SKIPPED_SHOWN
-                );
-            }
-            if unreadable > 0 {
-                bail!(
-                    "{} page table(s) are not in the image ({unreadable} entries in them unread)",
-                    missing_tables.len()
-                );
-            }
-        }
+        Command::Dump { paging } => dump_x86(&mut out, paging)?,
     }
     Ok(())
 }

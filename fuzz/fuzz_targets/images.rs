@@ -37,7 +37,13 @@ fuzz_target!(|data: &[u8]| {
     let cr4 = CR4_PAE | if options & 1 != 0 { CR4_LA57 } else { 0 };
     let paging = Paging::from_registers(cr3, cr4, EFER_NXE);
     let _ = image.check_table(paging.root());
-    for va in [0, 0xffff_f800_0000_0000, 0x7ffe_0000, u64::from(options) << 39, 0xff11_0000_0000_0000] {
+    for va in [
+        0,
+        0xffff_f800_0000_0000,
+        0x7ffe_0000,
+        u64::from(options) << 39,
+        0xff11_0000_0000_0000,
+    ] {
         let _ = paging.translate(&image, VirtAddr(va));
     }
 });

@@ -5,5 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    assert!(data.len() > usize::MAX / 2, "fuzz.sh self-test: a crash must fail the step");
+    assert!(
+        data.len() > usize::MAX / 2,
+        "fuzz.sh self-test: a crash must fail the step"
+    );
 });

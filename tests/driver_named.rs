@@ -313,3 +313,20 @@ fn a_process_name_that_matches_none_or_several_is_an_error_line() {
         ["vmwalk: 3 processes are named notepad.exe (8, 12, ...): set ProcessId to choose one\n"]
     );
 }
+
+#[test]
+fn a_failing_image_name_lookup_finds_no_process_and_leaks_nothing() {
+    let kernel = FakeKernel::with_fault(Fault::SeLocateProcessImageName);
+    kernel.add_process(PROCESS);
+    kernel.set_process_image(PROCESS, r"\Device\HarddiskVolume3\Windows\notepad.exe");
+    kernel.set_parameter("Addresses", REG_MULTI_SZ, &multi_sz(&["7ff6c0001000"]));
+    kernel.set_string_parameter("ProcessName", "notepad.exe");
+    let (_, _, errors) = run(&kernel);
+    assert_eq!(
+        errors,
+        [
+            "vmwalk: no running process is named notepad.exe (among ids below 0x40000); its addresses are not walked\n"
+        ]
+    );
+    assert!(kernel.calls().contains(&"SeLocateProcessImageName"));
+}

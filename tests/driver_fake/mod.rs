@@ -64,6 +64,8 @@ pub enum Fault {
     ExAllocatePool2,
     /// `PsLookupProcessByProcessId` fails.
     PsLookupProcessByProcessId,
+    /// `SeLocateProcessImageName` fails.
+    SeLocateProcessImageName,
     /// `IoAllocateMdl` returns NULL.
     IoAllocateMdl,
     /// `MmBuildMdlForNonPagedPool` leaves the MDL untouched.
@@ -1256,6 +1258,9 @@ impl KernelApi for FakeKernel {
         image_file_name: *mut PUNICODE_STRING,
     ) -> NTSTATUS {
         self.call("SeLocateProcessImageName");
+        if self.fault == Some(Fault::SeLocateProcessImageName) {
+            return STATUS_INVALID_PARAMETER;
+        }
         let processes = self.processes.borrow();
         let found = processes
             .values()

@@ -47,6 +47,7 @@ mod enumerate;
 mod fault;
 pub mod info_tlb;
 mod memory;
+mod merge;
 mod path;
 mod range;
 mod self_map;

@@ -6,6 +6,7 @@ use super::descriptor::{Descriptor, Level};
 use super::fault::{Fault, FaultKind, Path, Visited};
 use super::registers::{Paging, VaRange};
 use super::translate::{Access, Mapping, Step, TableRestrictions};
+use crate::walker::merge::{self, Merge};
 use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr};
 
 /// Where the iterator is.
@@ -70,11 +71,7 @@ impl<'m, M: PhysicalMemory + ?Sized> Leaves<'m, M> {
     /// Merges the leaves into runs; see [`Runs`].
     #[must_use]
     pub const fn runs(self) -> Runs<'m, M> {
-        Runs {
-            leaves: self,
-            pending: None,
-            held: None,
-        }
+        Runs(Merge::new(self))
     }
 
     const fn finish(&mut self, range: VaRange) {
@@ -223,8 +220,12 @@ impl Run {
         | Descriptor::NOT_GLOBAL
         | Descriptor::ACCESSED
         | Descriptor::CONTIGUOUS;
+}
 
-    const fn of(mapping: &Mapping) -> Self {
+impl merge::Run for Run {
+    type Leaf = Mapping;
+
+    fn of(mapping: &Mapping) -> Self {
         Self {
             va: mapping.va,
             pa: mapping.pa,
@@ -250,43 +251,12 @@ impl Run {
 }
 
 /// Iterator over merged runs; see [`Leaves::runs`].
-pub struct Runs<'m, M: PhysicalMemory + ?Sized> {
-    leaves: Leaves<'m, M>,
-    pending: Option<Run>,
-    held: Option<Fault<M::Error>>,
-}
+pub struct Runs<'m, M: PhysicalMemory + ?Sized>(Merge<Leaves<'m, M>, Run, Fault<M::Error>>);
 
 impl<M: PhysicalMemory + ?Sized> Iterator for Runs<'_, M> {
     type Item = Result<Run, Fault<M::Error>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(fault) = self.held.take() {
-            return Some(Err(fault));
-        }
-        loop {
-            match self.leaves.next() {
-                None => return self.pending.take().map(Ok),
-                Some(Err(fault)) => match self.pending.take() {
-                    Some(run) => {
-                        self.held = Some(fault);
-                        return Some(Ok(run));
-                    }
-                    None => return Some(Err(fault)),
-                },
-                Some(Ok(mapping)) => {
-                    let run = Run::of(&mapping);
-                    if self
-                        .pending
-                        .as_mut()
-                        .is_some_and(|pending| pending.absorb(&run))
-                    {
-                        continue;
-                    }
-                    if let Some(done) = self.pending.replace(run) {
-                        return Some(Ok(done));
-                    }
-                }
-            }
-        }
+        self.0.next()
     }
 }

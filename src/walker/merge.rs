@@ -1,0 +1,72 @@
+//! Merging leaves into runs, for every architecture's enumeration: a run
+//! grows while the next leaf continues it virtually and physically with the
+//! same attributes; a failed read ends the pending run first.
+
+/// A run of leaves that knows which leaves continue it.
+pub trait Run: Sized {
+    /// What the enumeration yields.
+    type Leaf;
+
+    /// A run of one leaf.
+    fn of(leaf: &Self::Leaf) -> Self;
+
+    /// Extends this run by `next` if it continues it.
+    fn absorb(&mut self, next: &Self) -> bool;
+}
+
+/// The runs of an iterator over leaves.
+pub struct Merge<I, R, E> {
+    leaves: I,
+    pending: Option<R>,
+    /// A failure to report after the run that preceded it.
+    held: Option<E>,
+}
+
+impl<I, R, E> Merge<I, R, E> {
+    pub const fn new(leaves: I) -> Self {
+        Self {
+            leaves,
+            pending: None,
+            held: None,
+        }
+    }
+}
+
+impl<I, R, E> Iterator for Merge<I, R, E>
+where
+    I: Iterator<Item = Result<R::Leaf, E>>,
+    R: Run,
+{
+    type Item = Result<R, E>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(fault) = self.held.take() {
+            return Some(Err(fault));
+        }
+        loop {
+            match self.leaves.next() {
+                None => return self.pending.take().map(Ok),
+                Some(Err(fault)) => match self.pending.take() {
+                    Some(run) => {
+                        self.held = Some(fault);
+                        return Some(Ok(run));
+                    }
+                    None => return Some(Err(fault)),
+                },
+                Some(Ok(leaf)) => {
+                    let run = R::of(&leaf);
+                    if self
+                        .pending
+                        .as_mut()
+                        .is_some_and(|pending| pending.absorb(&run))
+                    {
+                        continue;
+                    }
+                    if let Some(done) = self.pending.replace(run) {
+                        return Some(Ok(done));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1121,70 +1121,21 @@ fn aarch64_bad_input_gets_one_line() {
     let (image, tcr) = aarch64_image();
     let raw = write_temp("a64bad", &image);
     let file = raw.to_str().unwrap();
-    let output = ptwalk(&[
-        "translate",
-        "--arch",
-        "aarch64",
-        "--image",
-        file,
-        "--ttbr1",
-        "1000",
-        "0",
-    ]);
+    let translate = |args: &[&str]| {
+        let common = ["translate", "--arch", "aarch64", "--image", file];
+        ptwalk(&[&common[..], args].concat())
+    };
+    let output = translate(&["--ttbr1", "1000", "0"]);
     assert_one_line_error(&output, 1, "--tcr is required with --arch aarch64");
-    let output = ptwalk(&[
-        "translate",
-        "--arch",
-        "aarch64",
-        "--image",
-        file,
-        "--tcr",
-        tcr,
-        "0",
-    ]);
+    let output = translate(&["--tcr", tcr, "0"]);
     assert_one_line_error(&output, 1, "--arch aarch64 needs --ttbr0 or --ttbr1");
-    let output = ptwalk(&[
-        "translate",
-        "--arch",
-        "aarch64",
-        "--image",
-        file,
-        "--ttbr1",
-        "1000",
-        "--tcr",
-        tcr,
-        "--cr3",
-        "1000",
-        "0",
-    ]);
+    let output = translate(&["--ttbr1", "1000", "--tcr", tcr, "--cr3", "1000", "0"]);
     assert_one_line_error(&output, 1, "describe an x86-64 CPU, not --arch aarch64");
     // A 64 KiB granule (TG1 = 0b11) is not walked.
-    let output = ptwalk(&[
-        "translate",
-        "--arch",
-        "aarch64",
-        "--image",
-        file,
-        "--ttbr1",
-        "1000",
-        "--tcr",
-        "0x5c0100010",
-        "0",
-    ]);
+    let output = translate(&["--ttbr1", "1000", "--tcr", "0x5c0100010", "0"]);
     assert_one_line_error(&output, 1, "describes no translation ptwalk walks");
     // Tables beyond the image: the address is printed, then one line.
-    let output = ptwalk(&[
-        "translate",
-        "--arch",
-        "aarch64",
-        "--image",
-        file,
-        "--ttbr1",
-        "100000",
-        "--tcr",
-        tcr,
-        "ffffff0000234567",
-    ]);
+    let output = translate(&["--ttbr1", "100000", "--tcr", tcr, "ffffff0000234567"]);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(stdout(&output), "0xffffff0000234567 -\n");
 }

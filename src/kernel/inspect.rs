@@ -19,6 +19,14 @@ pub(super) struct Split {
 }
 
 impl Split {
+    /// `MmHighestUserAddress` and `MmSystemRangeStart`.
+    pub(super) fn of<K: KernelApi>(kernel: &K) -> Self {
+        Self {
+            highest_user: kernel.mm_highest_user_address().addr() as u64,
+            system_start: kernel.mm_system_range_start().addr() as u64,
+        }
+    }
+
     pub(super) const fn side(self, va: u64) -> &'static str {
         if va <= self.highest_user {
             "user space"
@@ -101,11 +109,6 @@ pub fn inspect<K: KernelApi>(alias: &Alias<'_, K>, code: VirtAddr) -> Result<(),
 }
 
 impl<'k, K: KernelApi> Walker<'k, K> {
-    /// Where Windows splits user and system space.
-    pub(super) const fn split(&self) -> Split {
-        self.split
-    }
-
     pub(super) fn new(kernel: &'k K) -> Self {
         let registers = kernel.paging_registers();
         let paging = Paging::from_registers(registers.cr3, registers.cr4, registers.efer)
@@ -132,10 +135,7 @@ impl<'k, K: KernelApi> Walker<'k, K> {
                 paging.mode().levels().len()
             ),
         );
-        let split = Split {
-            highest_user: kernel.mm_highest_user_address().addr() as u64,
-            system_start: kernel.mm_system_range_start().addr() as u64,
-        };
+        let split = Split::of(kernel);
         log(
             kernel,
             DPFLTR_INFO_LEVEL,

@@ -9,7 +9,7 @@ use core::mem::MaybeUninit;
 use core::ptr::{NonNull, null_mut};
 
 use super::KernelApi;
-use super::inspect::Walker;
+use super::inspect::{Split, Walker};
 use super::line::log;
 use crate::ffi::{
     DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, KAPC_STATE, NTSTATUS, PEPROCESS, PUNICODE_STRING, PVOID,
@@ -206,13 +206,17 @@ pub fn walk_named<K: KernelApi>(kernel: &K, named: &NamedAddresses) {
             addresses.len()
         ),
     );
-    let here = Walker::new(kernel);
-    let split = here.split();
-    for &va in addresses
+    let split = Split::of(kernel);
+    let mut here = addresses
         .iter()
         .filter(|&&va| split.side(va) != "user space")
-    {
-        here.walk("address", va);
+        .peekable();
+    // The walker logs the registers and finds the self-map: only when needed.
+    if here.peek().is_some() {
+        let walker = Walker::new(kernel);
+        for &va in here {
+            walker.walk("address", va);
+        }
     }
     let mut user = addresses
         .iter()

@@ -198,6 +198,20 @@ impl FakeProcess {
     }
 }
 
+/// The id of the process whose `EPROCESS` is at `address`; panics, naming
+/// `call`, unless it is one the driver holds a reference on.
+fn referenced(processes: &HashMap<u32, FakeProcess>, address: usize, call: &str) -> u32 {
+    let (&id, process) = processes
+        .iter()
+        .find(|(_, p)| p.address() == address)
+        .unwrap_or_else(|| panic!("fake kernel: {call} of {address:#x}, which is not a process"));
+    assert!(
+        process.references > 0,
+        "fake kernel: {call} of a process the driver holds no reference on"
+    );
+    id
+}
+
 /// `STATUS_INVALID_PARAMETER`: what `PsLookupProcessByProcessId` returns for no such process.
 pub const STATUS_INVALID_PARAMETER: NTSTATUS = 0xC000_000D_u32.cast_signed();
 
@@ -1262,14 +1276,7 @@ impl KernelApi for FakeKernel {
             return STATUS_INVALID_PARAMETER;
         }
         let processes = self.processes.borrow();
-        let found = processes
-            .values()
-            .find(|p| p.address() == process.addr())
-            .expect("fake kernel: SeLocateProcessImageName of something that is not a process");
-        assert!(
-            found.references > 0,
-            "fake kernel: SeLocateProcessImageName without a reference"
-        );
+        let found = &processes[&referenced(&processes, process.addr(), "SeLocateProcessImageName")];
         let text: Vec<u16> = found.image.encode_utf16().collect();
         // One allocation, as Windows makes it: the header, then the text.
         let mut storage = vec![0_u64; 2 + text.len().div_ceil(4)].into_boxed_slice();
@@ -1295,15 +1302,8 @@ impl KernelApi for FakeKernel {
     unsafe fn ob_dereference_object(&self, object: PVOID) {
         self.call("ObfDereferenceObject");
         let mut processes = self.processes.borrow_mut();
-        let found = processes
-            .values_mut()
-            .find(|p| p.address() == object.addr())
-            .expect("fake kernel: ObDereferenceObject of an object nobody referenced");
-        assert!(
-            found.references > 0,
-            "fake kernel: ObDereferenceObject without a reference (twice?)"
-        );
-        found.references -= 1;
+        let id = referenced(&processes, object.addr(), "ObDereferenceObject (twice?)");
+        processes.get_mut(&id).expect("found").references -= 1;
     }
 
     unsafe fn ke_stack_attach_process(&self, process: PRKPROCESS, apc_state: PRKAPC_STATE) {
@@ -1313,14 +1313,7 @@ impl KernelApi for FakeKernel {
             "fake kernel: attached twice without a detach"
         );
         let processes = self.processes.borrow();
-        let found = processes
-            .values()
-            .find(|p| p.address() == process.addr())
-            .expect("fake kernel: KeStackAttachProcess to something that is not a process");
-        assert!(
-            found.references > 0,
-            "fake kernel: attaching to a process without holding a reference"
-        );
+        let found = &processes[&referenced(&processes, process.addr(), "KeStackAttachProcess")];
         let mut world = self.world.borrow_mut();
         let own = std::mem::replace(&mut world.root, found.root);
         self.attachment.set(Some((apc_state as usize, own)));

@@ -1,11 +1,27 @@
 #!/usr/bin/env bash
 # Builds vmwalk.sys on Linux without the WDK (the standalone build): Debian's
-# rustc with -Zbuild-std for x86_64-pc-windows-msvc, linked by lld-link.
+# rustc with -Zbuild-std for x86_64-pc-windows-msvc (or, with --target aarch64,
+# aarch64-pc-windows-msvc), linked by lld-link.
 # Installs the toolchain when missing. The last line of output is the .sys path.
 # With --clippy it lints the driver for its real target instead (Debian's clippy).
+# Usage: build-sys.sh [--target x86_64|aarch64] [--clippy]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=x86_64-pc-windows-msvc
+clippy=false
+while (($# > 0)); do
+    case $1 in
+        --target)
+            case ${2:-} in
+                x86_64 | x64 | x86_64-pc-windows-msvc) target=x86_64-pc-windows-msvc ;;
+                aarch64 | arm64 | aarch64-pc-windows-msvc) target=aarch64-pc-windows-msvc ;;
+                *) echo "build-sys: --target takes x86_64 or aarch64, not '${2:-}'" >&2; exit 2 ;;
+            esac
+            shift 2 ;;
+        --clippy) clippy=true; shift ;;
+        *) echo "build-sys: unknown option '$1' (usage: build-sys.sh [--target x86_64|aarch64] [--clippy])" >&2; exit 2 ;;
+    esac
+done
 
 if ! [ -x /usr/bin/rustc ] || ! [ -x /usr/bin/cargo ] || ! command -v lld-link-19 >/dev/null \
     || ! [ -d /usr/lib/rustlib/src/rust/library/core ] || ! [ -x /usr/bin/clippy-driver ]; then
@@ -21,7 +37,7 @@ export CARGO_TARGET_DIR="$root/target/standalone"
 unset RUSTFLAGS CARGO_BUILD_RUSTFLAGS
 cd "$root"
 build_std=(-Zbuild-std=core,compiler_builtins -Zbuild-std-features=compiler-builtins-mem)
-if [ "${1:-}" = "--clippy" ]; then
+if $clippy; then
     # Its own target dir: clippy's and the build's artifacts would invalidate each other.
     export CARGO_TARGET_DIR="$root/target/standalone-clippy"
     exec /usr/bin/cargo clippy --release --lib --no-default-features --target "$target" "${build_std[@]}" -- -D warnings

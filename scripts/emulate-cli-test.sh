@@ -31,6 +31,9 @@ expect "--registry without NAME=VALUE fails before building" 1 \
 expect "an unknown option fails before building" 1 \
     "emulate.sh: unrecognized arguments: --no-such-option" err \
     scripts/emulate.sh --no-such-option
+expect "--arm64 without --check-image fails before building: the emulator runs x86 only" 2 \
+    "emulate.sh: --arm64 goes with --check-image alone: the emulator (speakeasy) runs x86 code only" err \
+    env CARGO=/bin/false scripts/emulate.sh --arm64 --la57
 for call in MmCopyMemory IoAllocateMdl; do
     if scripts/emulate.sh --fail "$call" 2>/dev/null | grep -q "^harness: --fail $call: DriverEntry returned 0x[0-9A-F]*, as it must: "; then
         echo "emulate-cli: --fail $call says what it checked: ok"

@@ -22,11 +22,14 @@
 #   scripts/emulate.sh --corruption-tests each corruption in 4- and 5-level worlds, and a clean 5-level world
 #   scripts/emulate.sh --check-image      check the .sys image rules, and that broken copies fail
 #                                         (anywhere; other options then run the driver as well)
+#   scripts/emulate.sh --check-image --arm64  the same for the ARM64 .sys (aarch64-pc-windows-msvc);
+#                                         it is not run: speakeasy emulates x86 only
 #   scripts/emulate.sh --help             this text
 set -euo pipefail
 
 # Options first, before any install or build: --help and bad options cost nothing.
 check_image=false
+arm64=false
 harness_args=()
 for arg in "$@"; do
     case $arg in
@@ -35,9 +38,14 @@ for arg in "$@"; do
         exit 0
         ;;
     --check-image) check_image=true ;;
+    --arm64) arm64=true ;;
     *) harness_args+=("$arg") ;;
     esac
 done
+if $arm64 && { ! $check_image || ((${#harness_args[@]} > 0)); }; then
+    echo "emulate.sh: --arm64 goes with --check-image alone: the emulator (speakeasy) runs x86 code only" >&2
+    exit 2
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"
 requirements="$root/scripts/emulator/requirements.txt"
@@ -54,6 +62,10 @@ fi
 harness=("$venv/bin/python" "$root/scripts/emulator/harness.py")
 "${harness[@]}" --parse-only - "${harness_args[@]}" || exit
 
+if $arm64; then
+    sys=$("$root/scripts/build-sys.sh" --target aarch64 | tail -n 1)
+    exec "$venv/bin/python" "$root/scripts/emulator/check_image.py" --machine arm64 --self-test "$sys"
+fi
 sys=$("$root/scripts/build-sys.sh" | tail -n 1)
 if $check_image; then
     "$venv/bin/python" "$root/scripts/emulator/check_image.py" --self-test "$sys"

@@ -1,7 +1,6 @@
 //! The driver image: `DriverEntry`/`DriverUnload`, and the [`KernelApi`] that
 //! calls the real ntoskrnl through [`crate::ffi`].
 
-use core::arch::asm;
 use core::ffi::CStr;
 
 use crate::ffi::{
@@ -22,8 +21,7 @@ use crate::kernel::{
 };
 use crate::walker::VirtAddr;
 
-/// `IA32_EFER`, the MSR that holds NXE.
-const IA32_EFER: u32 = 0xC000_0080;
+mod registers;
 
 #[cfg(all(windows, feature = "wdk", not(test)))]
 extern crate wdk_panic;
@@ -274,36 +272,8 @@ impl KernelApi for NtKernel {
         unsafe { MmSystemRangeStart }
     }
 
-    // Each register is read by its own instruction with fixed registers
-    // (`mov rax, cr3` is 0F 20 D8, `mov rax, cr4` 0F 20 E0, `rdmsr` 0F 32,
-    // `cpuid` 0F A2): the emulator harness finds and hooks exactly these.
     fn paging_registers(&self) -> PagingRegisters {
-        let cr3: u64;
-        // SAFETY: reading CR3 at CPL 0 has no side effect.
-        unsafe { asm!("mov rax, cr3", out("rax") cr3, options(nomem, nostack, preserves_flags)) };
-        let cr4: u64;
-        // SAFETY: reading CR4 at CPL 0 has no side effect.
-        unsafe { asm!("mov rax, cr4", out("rax") cr4, options(nomem, nostack, preserves_flags)) };
-        let (efer_low, efer_high): (u32, u32);
-        // SAFETY: IA32_EFER exists on every x86-64 processor; rdmsr at CPL 0.
-        unsafe {
-            asm!(
-                "rdmsr",
-                in("ecx") IA32_EFER,
-                out("eax") efer_low,
-                out("edx") efer_high,
-                options(nomem, nostack, preserves_flags),
-            );
-        }
-        let address_sizes = core::arch::x86_64::__cpuid(0x8000_0008);
-        let extended_features = core::arch::x86_64::__cpuid(0x8000_0001);
-        PagingRegisters {
-            cr3,
-            cr4,
-            efer: u64::from(efer_high) << 32 | u64::from(efer_low),
-            max_phys_bits: address_sizes.eax & 0xff,
-            gigabyte_pages: extended_features.edx & (1 << 26) != 0,
-        }
+        registers::read()
     }
 }
 

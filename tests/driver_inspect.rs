@@ -268,3 +268,110 @@ fn unreadable_physical_memory_is_explained() {
         run.errors
     );
 }
+
+/// The ARM64 fake world as Windows lays it out, with the self-map index a
+/// real Windows 11 ARM64 crash dump shows (`MmPteBase` `0xFFFFA88000000000`).
+fn arm64_kernel() -> FakeKernel {
+    FakeKernel::with_world(World::arm64(Some(0x151)))
+}
+
+#[test]
+fn arm64_walks_both_halves_of_one_page_and_finds_the_windows_self_map() {
+    let kernel = arm64_kernel();
+    let run = run(&kernel, |_, _| {});
+    let (pool, mapping, pa) = (run.pool, run.mapping, run.pool_pa);
+    assert_ne!(pa, 0);
+    let root = kernel.world().root;
+    let asid = 0x2a_u64 << 48;
+    let lines = &run.lines;
+    let wanted = [
+        format!(
+            "vmwalk: paging: TTBR0_EL1 {:#x} TTBR1_EL1 {:#x} TCR_EL1 0x615b5513511, 47-bit lower and 47-bit upper range, 48-bit output, 4 KiB granule\n",
+            root | asid,
+            (root + 0x800) | asid
+        ),
+        format!(
+            "vmwalk: TTBR0_EL1's table (phys {root:#x}) and TTBR1_EL1's ({:#x}) are one page: user and kernel entries in one top-level table\n",
+            root + 0x800
+        ),
+        "vmwalk: self-map: TTBR1_EL1's level 0 entry 0x151 (337) maps the page it is in; PTE base 0xffffa88000000000\n".to_owned(),
+        format!("vmwalk:   through TTBR0_EL1, table at phys {root:#x}\n"),
+        format!("vmwalk:   through TTBR1_EL1, table at phys {:#x}\n", root + 0x800),
+        share_line(&kernel, &run),
+    ];
+    for line in &wanted {
+        assert!(has(lines, line), "{line}{lines:#?}");
+    }
+    for (name, va) in [("pool", pool), ("mapping", mapping)] {
+        // AP[2:1] = 00, PXN, UXN and SH = 11, as the world wrote them.
+        let result = format!(
+            "vmwalk: {name} {va:#x} -> physical {pa:#x} (4K page at {pa:#x}, EL1 rw, EL0 -, EL1 nx, EL0 nx, ISH, AttrIndx 0)\n"
+        );
+        assert!(has(lines, &result), "{name}: {lines:#?}");
+        let check = format!(
+            "vmwalk: {name} {va:#x}: MmGetPhysicalAddress {pa:#x} and MDL PFN {:#x} agree with the walk\n",
+            pa >> 12
+        );
+        assert!(has(lines, &check), "{name}: {lines:#?}");
+    }
+    // Each descriptor where the self-map shows it: the same arithmetic as
+    // x64's PML4 self-map at that index (one 512-entry page, VA bits 47:39).
+    let map = SelfMap::at(0x151, PagingMode::FourLevel);
+    for (number, level) in PagingMode::FourLevel.levels().iter().enumerate() {
+        for va in [pool, CODE] {
+            let phys = kernel.world().entry_address(va, *level);
+            let virt = map.entry_address(VirtAddr(va), *level).0;
+            let prefix =
+                format!("vmwalk:   level {number} descriptor at {virt:#018x} (phys {phys:#x}): ");
+            assert!(
+                lines.iter().any(|l| l.starts_with(&prefix)),
+                "{prefix}: {lines:#?}"
+            );
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("vmwalk: DriverEntry {CODE:#x} -> physical "))),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn arm64_invalid_and_reserved_descriptors_are_explained_as_the_cpu_faults() {
+    let kernel = arm64_kernel();
+    let invalid = run(&kernel, |kernel, pool| {
+        kernel.world().set_entry(pool, Level::Pt, |e| e & !1);
+    });
+    let entry = {
+        let world = kernel.world();
+        world
+            .read(world.entry_address(invalid.pool, Level::Pt))
+            .unwrap()
+    };
+    let wanted = format!(
+        "vmwalk: walk of pool {:#x} failed: Translation fault, level 3: descriptor {entry:#018x} is invalid (bit 0 clear)\n",
+        invalid.pool
+    );
+    assert!(has(&invalid.errors, &wanted), "{:#?}", invalid.errors);
+    assert!(!invalid.lines.iter().any(|l| l.contains("share PFN")));
+
+    // Bits 1:0 = 0b01 at level 3 is reserved (a block only exists at levels 1 and 2).
+    let kernel = arm64_kernel();
+    let reserved = run(&kernel, |kernel, pool| {
+        kernel.world().set_entry(pool, Level::Pt, |e| e & !0b10);
+    });
+    let wanted = format!(
+        "vmwalk: walk of pool {:#x} failed: Translation fault, level 3: descriptor ",
+        reserved.pool
+    );
+    assert!(
+        reserved
+            .errors
+            .iter()
+            .any(|l| l.starts_with(&wanted)
+                && l.ends_with("is a reserved encoding (bits 1:0 = 0b01)\n")),
+        "{:#?}",
+        reserved.errors
+    );
+}

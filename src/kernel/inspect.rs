@@ -3,13 +3,15 @@
 //! Only a walk that contradicts the alias fails the load; a disagreement
 //! with Windows or a walker error is logged.
 
+use core::fmt;
+
+use super::arm64::Arm64Tables;
 use super::line::log;
 use super::memory::address;
-use super::{Alias, DriverError, KernelApi, KernelMemory};
+use super::x64::X64Tables;
+use super::{Alias, CopyFailed, DriverError, KernelApi, KernelMemory, PagingRegisters};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, PVOID};
-use crate::walker::software_pte::InvalidPteMask;
-use crate::walker::windbg::{EntryLine, PteBlock};
-use crate::walker::{Paging, PagingMode, Path, PhysAddr, PhysicalMemory, SelfMap, VirtAddr};
+use crate::walker::{FaultKind, PhysAddr, VirtAddr, aarch64};
 
 /// Where Windows splits user and system space.
 #[derive(Clone, Copy)]
@@ -27,6 +29,18 @@ impl Split {
         }
     }
 
+    /// Logs both values.
+    pub(super) fn log<K: KernelApi>(self, kernel: &K) {
+        log(
+            kernel,
+            DPFLTR_INFO_LEVEL,
+            format_args!(
+                "vmwalk: MmHighestUserAddress {:#x}, MmSystemRangeStart {:#x}\n",
+                self.highest_user, self.system_start
+            ),
+        );
+    }
+
     pub(super) const fn side(self, va: u64) -> &'static str {
         if va <= self.highest_user {
             "user space"
@@ -41,18 +55,55 @@ impl Split {
 /// The paging state of the current processor and how to read its tables.
 pub(super) struct Walker<'k, K: KernelApi> {
     kernel: &'k K,
-    paging: Paging,
     memory: KernelMemory<'k, K>,
-    self_map: Option<SelfMap>,
     split: Split,
-    invalid_pte_mask: InvalidPteMask,
+    tables: Tables,
 }
 
-/// Where a walk ended: the physical address and the leaf entry's.
+/// The architecture's view of the tables; ARM64's is `None` when its
+/// registers describe a translation the walker does not model (logged).
+enum Tables {
+    X64(X64Tables),
+    Arm64(Option<Arm64Tables>),
+}
+
+/// Where a walk ended: the physical address, the leaf entry's, and the leaf.
 #[derive(Clone, Copy)]
 pub(super) struct Walked {
-    pa: PhysAddr,
-    leaf_entry: PhysAddr,
+    pub(super) pa: PhysAddr,
+    pub(super) leaf_entry: PhysAddr,
+    pub(super) leaf: Leaf,
+}
+
+/// The page or large page a walk ended in.
+#[derive(Clone, Copy)]
+pub(super) enum Leaf {
+    X64(crate::walker::Mapping),
+    Arm64(aarch64::Mapping),
+}
+
+impl fmt::Display for Leaf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::X64(mapping) => mapping.fmt(f),
+            Self::Arm64(mapping) => mapping.fmt(f),
+        }
+    }
+}
+
+/// Why a walk did not translate, in the architecture's terms.
+pub(super) enum WalkFailed {
+    X64(FaultKind<CopyFailed>),
+    Arm64(aarch64::FaultKind<CopyFailed>),
+}
+
+impl fmt::Display for WalkFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::X64(kind) => kind.fmt(f),
+            Self::Arm64(kind) => kind.fmt(f),
+        }
+    }
 }
 
 /// Walks and logs the driver's own addresses, as `!pte` shows them.
@@ -110,59 +161,21 @@ pub fn inspect<K: KernelApi>(alias: &Alias<'_, K>, code: VirtAddr) -> Result<(),
 
 impl<'k, K: KernelApi> Walker<'k, K> {
     pub(super) fn new(kernel: &'k K) -> Self {
-        let registers = kernel.paging_registers();
-        let paging = Paging::from_registers(registers.cr3, registers.cr4, registers.efer)
-            .with_gigabyte_pages(registers.gigabyte_pages);
-        let paging = paging
-            .with_max_phys_bits(registers.max_phys_bits)
-            .unwrap_or_else(|error| {
-                log(
-                    kernel,
-                    DPFLTR_ERROR_LEVEL,
-                    format_args!("vmwalk: {error}; using 52\n"),
-                );
-                paging
-            });
-        log(
-            kernel,
-            DPFLTR_INFO_LEVEL,
-            format_args!(
-                "vmwalk: paging: CR3 {:#x} CR4 {:#x} EFER {:#x}, MAXPHYADDR {}, {}-level\n",
-                registers.cr3,
-                registers.cr4,
-                registers.efer,
-                paging.max_phys_bits(),
-                paging.mode().levels().len()
-            ),
-        );
-        let split = Split::of(kernel);
-        log(
-            kernel,
-            DPFLTR_INFO_LEVEL,
-            format_args!(
-                "vmwalk: MmHighestUserAddress {:#x}, MmSystemRangeStart {:#x}\n",
-                split.highest_user, split.system_start
-            ),
-        );
-        // nt!MiState is not exported: use what Windows computes from MAXPHYADDR.
-        let invalid_pte_mask = InvalidPteMask::for_max_phys_bits(paging.max_phys_bits());
-        log(
-            kernel,
-            DPFLTR_INFO_LEVEL,
-            format_args!(
-                "vmwalk: invalid-PTE mask {:#x} (1 << (MAXPHYADDR - 1), as Windows computes it), removed from non-present entries whose bit 4 is clear\n",
-                invalid_pte_mask.0
-            ),
-        );
         let memory = KernelMemory::new(kernel);
-        let self_map = find_self_map(kernel, &paging, &memory);
+        let split = Split::of(kernel);
+        let tables = match kernel.paging_registers() {
+            PagingRegisters::X64(registers) => {
+                Tables::X64(X64Tables::new(kernel, registers, split, &memory))
+            }
+            PagingRegisters::Arm64(registers) => {
+                Tables::Arm64(Arm64Tables::new(kernel, registers, split, &memory))
+            }
+        };
         Self {
             kernel,
-            paging,
             memory,
-            self_map,
             split,
-            invalid_pte_mask,
+            tables,
         }
     }
 
@@ -175,78 +188,38 @@ impl<'k, K: KernelApi> Walker<'k, K> {
             DPFLTR_INFO_LEVEL,
             format_args!("vmwalk: walk of {name} {va:#x} ({side}):\n"),
         );
-        let result = self.paging.translate(&self.memory, VirtAddr(va));
-        let path = match &result {
-            Ok(translation) => translation.path,
-            Err(fault) => fault.path,
+        let walked = match &self.tables {
+            Tables::X64(tables) => tables.walk(kernel, &self.memory, va),
+            Tables::Arm64(Some(tables)) => tables.walk(kernel, &self.memory, va),
+            Tables::Arm64(None) => {
+                log(
+                    kernel,
+                    DPFLTR_ERROR_LEVEL,
+                    format_args!("vmwalk: walk of {name} {va:#x} skipped: TCR_EL1 is not walked\n"),
+                );
+                return None;
+            }
         };
-        for visited in path.as_slice() {
-            let virtual_address = self
-                .self_map
-                .map(|map| map.entry_address(VirtAddr(va), visited.level));
-            let line = EntryLine {
-                visited,
-                virtual_address,
-                invalid_pte_mask: self.invalid_pte_mask,
-            };
-            log(
-                kernel,
-                DPFLTR_INFO_LEVEL,
-                format_args!("vmwalk:   {line}\n"),
-            );
-        }
-        self.log_pte_block(va, &path);
-        match result {
-            Ok(translation) => {
-                let (pa, mapping) = (translation.pa, translation.mapping);
+        match walked {
+            Ok(walked) => {
                 log(
                     kernel,
                     DPFLTR_INFO_LEVEL,
                     format_args!(
-                        "vmwalk: {name} {va:#x} -> physical {:#x} ({mapping})\n",
-                        pa.0
+                        "vmwalk: {name} {va:#x} -> physical {:#x} ({})\n",
+                        walked.pa.0, walked.leaf
                     ),
                 );
-                let leaf_entry = path.last().map_or(PhysAddr(0), |leaf| leaf.addr);
-                Some(Walked { pa, leaf_entry })
+                Some(walked)
             }
-            Err(fault) => {
+            Err(why) => {
                 log(
                     kernel,
                     DPFLTR_ERROR_LEVEL,
-                    format_args!("vmwalk: walk of {name} {va:#x} failed: {}\n", fault.kind),
+                    format_args!("vmwalk: walk of {name} {va:#x} failed: {why}\n"),
                 );
                 None
             }
-        }
-    }
-
-    /// Logs the block `!pte va` prints, line for line (needs the self-map).
-    fn log_pte_block(&self, va: u64, path: &Path) {
-        // A non-canonical address has no entries: nothing for `!pte` to show.
-        let (Some(self_map), false) = (self.self_map, path.as_slice().is_empty()) else {
-            return;
-        };
-        let below_large_leaf = PteBlock::below_large_leaf(path, VirtAddr(va))
-            .and_then(|at| self.memory.read_u64(PhysAddr(at)).ok());
-        let block = PteBlock {
-            va: VirtAddr(va),
-            path,
-            self_map,
-            invalid_pte_mask: self.invalid_pte_mask,
-            below_large_leaf,
-        };
-        log(
-            self.kernel,
-            DPFLTR_INFO_LEVEL,
-            format_args!("vmwalk: as !pte {va:#x} shows it:\n"),
-        );
-        for line in block.lines() {
-            log(
-                self.kernel,
-                DPFLTR_INFO_LEVEL,
-                format_args!("vmwalk: {line}\n"),
-            );
         }
     }
 
@@ -279,48 +252,5 @@ impl<'k, K: KernelApi> Walker<'k, K> {
             );
         }
         Some(walked)
-    }
-}
-
-/// Finds and logs the top-level entry that maps its own table.
-fn find_self_map<K: KernelApi>(
-    kernel: &K,
-    paging: &Paging,
-    memory: &KernelMemory<'_, K>,
-) -> Option<SelfMap> {
-    let top = match paging.mode() {
-        PagingMode::FourLevel => "PML4",
-        PagingMode::FiveLevel => "PML5",
-    };
-    match SelfMap::find(paging, memory) {
-        Ok(Some(map)) => {
-            log(
-                kernel,
-                DPFLTR_INFO_LEVEL,
-                format_args!(
-                    "vmwalk: self-map: {top} entry {:#x} ({}) maps its own table; PTE base {:#018x}\n",
-                    map.index(),
-                    map.index(),
-                    map.pte_base().0
-                ),
-            );
-            Some(map)
-        }
-        Ok(None) => {
-            log(
-                kernel,
-                DPFLTR_INFO_LEVEL,
-                format_args!("vmwalk: self-map: no {top} entry maps its own table\n"),
-            );
-            None
-        }
-        Err(error) => {
-            log(
-                kernel,
-                DPFLTR_ERROR_LEVEL,
-                format_args!("vmwalk: self-map: reading the {top} failed: {error}\n"),
-            );
-            None
-        }
     }
 }

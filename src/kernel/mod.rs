@@ -5,6 +5,7 @@
 //! parameters, the error type and the `DriverEntry`/`DriverUnload` lifecycle.
 
 mod alias;
+mod arm64;
 mod error;
 mod inspect;
 mod lifecycle;
@@ -14,6 +15,7 @@ mod memory;
 mod named;
 mod parameters;
 mod physical;
+mod x64;
 
 pub use alias::{Alias, MappingMethod};
 pub use error::DriverError;
@@ -38,9 +40,18 @@ use crate::ffi::{
     SIZE_T, ULONG,
 };
 
-/// What the walker needs from the CPU: control registers, EFER and CPUID.
+/// What the walker needs from the CPU, on the architecture the driver runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PagingRegisters {
+pub enum PagingRegisters {
+    /// An x64 processor.
+    X64(X64Registers),
+    /// An ARM64 processor.
+    Arm64(Arm64Registers),
+}
+
+/// x64: control registers, EFER and CPUID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct X64Registers {
     /// CR3: the top-level table and PCID.
     pub cr3: u64,
     /// CR4: LA57 selects 5-level paging.
@@ -51,6 +62,17 @@ pub struct PagingRegisters {
     pub max_phys_bits: u32,
     /// 1 GiB pages, CPUID `0x8000_0001` EDX\[26\].
     pub gigabyte_pages: bool,
+}
+
+/// ARM64: the EL1&0 translation registers, read with `mrs` at EL1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arm64Registers {
+    /// `TTBR0_EL1`: the lower range's table (and an ASID in bits 63:48).
+    pub ttbr0: u64,
+    /// `TTBR1_EL1`: the upper range's table.
+    pub ttbr1: u64,
+    /// `TCR_EL1`: range sizes, granules, output size, top-byte-ignore.
+    pub tcr: u64,
 }
 
 /// The ntoskrnl calls the driver makes, one method per function with the same
@@ -255,6 +277,6 @@ pub trait KernelApi {
     /// `MmSystemRangeStart`.
     fn mm_system_range_start(&self) -> PVOID;
 
-    /// CR3, CR4, EFER and the CPUID paging facts of the current processor.
+    /// The paging registers of the current processor.
     fn paging_registers(&self) -> PagingRegisters;
 }

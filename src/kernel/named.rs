@@ -254,7 +254,7 @@ pub fn walk_named<K: KernelApi>(kernel: &K, named: &NamedAddresses) {
             kernel,
             DPFLTR_INFO_LEVEL,
             format_args!(
-                "vmwalk: attached to process {process_id}: the CR3 below is its directory table base as the kernel sees it (with KVA shadowing, user mode runs on a second, user-only table)\n"
+                "vmwalk: attached to process {process_id}: the paging registers below are its address space as the kernel sees it (on x64 with KVA shadowing, user mode runs on a second, user-only table)\n"
             ),
         );
         let there = Walker::new(kernel);

@@ -30,7 +30,7 @@ use vmwalk::ffi::{
     PEPROCESS, PHYSICAL_ADDRESS, PIRP, PMDL, POOL_FLAG_NON_PAGED, POOL_FLAGS, PRKAPC_STATE,
     PRKPROCESS, PUNICODE_STRING, PVOID, REG_SZ, SIZE_T, ULONG, UNICODE_STRING,
 };
-use vmwalk::kernel::{KernelApi, LogFormat, PagingRegisters};
+use vmwalk::kernel::{Arm64Registers, KernelApi, LogFormat, PagingRegisters, X64Registers};
 use vmwalk::walker::{Level, PagingMode};
 use world::World;
 
@@ -1398,17 +1398,27 @@ impl KernelApi for FakeKernel {
 
     fn paging_registers(&self) -> PagingRegisters {
         let world = self.world.borrow();
+        if world.arch == world::Arch::Arm64 {
+            // Windows: the ASID in both TTBRs (TCR_EL1.A1 takes TTBR1's);
+            // TTBR1_EL1 points at the upper half of the top-level page.
+            let asid = 0x2a_u64 << 48;
+            return PagingRegisters::Arm64(Arm64Registers {
+                ttbr0: world.root | asid,
+                ttbr1: (world.root + 0x800) | asid,
+                tcr: world::WINDOWS_TCR_EL1,
+            });
+        }
         let la57 = if world.mode == PagingMode::FiveLevel {
             1 << 12
         } else {
             0
         };
-        PagingRegisters {
+        PagingRegisters::X64(X64Registers {
             cr3: world.root | 0x5,   // PCID bits the walker must ignore
             cr4: 0x20 | 0x80 | la57, // PAE, PGE
             efer: 0xd01,             // SCE, LME, LMA, NXE
             max_phys_bits: world::MAX_PHYS_BITS,
             gigabyte_pages: true,
-        }
+        })
     }
 }

@@ -14,8 +14,30 @@ const NO_EXECUTE: u64 = 1 << 63;
 /// MAXPHYADDR the fake CPU reports.
 pub const MAX_PHYS_BITS: u32 = 46;
 
+/// ARM64 descriptors: valid, table or page (bits 1:0 = 0b11); AF, inner
+/// shareable; PXN and UXN. AP\[2:1\] = 0b00: EL1 read-write, no EL0 access.
+const ARM64_TABLE: u64 = 0b11;
+const ARM64_PAGE_NX: u64 = 0b11 | 1 << 10 | 0b11 << 8 | 1 << 53 | 1 << 54;
+
+/// `TCR_EL1` as Windows 11 sets it: T0SZ = T1SZ = 17, 4 KiB granules, IPS
+/// 48 bits, A1, AS, HPD0, HPD1.
+// Read on a Snapdragon X Elite machine: connormcgarr.github.io,
+// "arm64-windows-internals-basics" (2025).
+pub const WINDOWS_TCR_EL1: u64 = 0x0000_0615_b551_3511;
+
+/// Which processor's entries the world holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    X64,
+    /// Windows's layout: one 512-entry page per address space, indexed by VA
+    /// bits 47:39 as a PML4 is; `TTBR0_EL1` points at its lower half and
+    /// `TTBR1_EL1` at its upper half.
+    Arm64,
+}
+
 /// Page tables in a sparse physical memory.
 pub struct World {
+    pub arch: Arch,
     pub mode: PagingMode,
     pub root: u64,
     pub self_map_index: Option<usize>,
@@ -27,6 +49,7 @@ impl World {
     /// An empty address space with a self-map at `self_map_index`.
     pub fn new(mode: PagingMode, self_map_index: Option<usize>) -> Self {
         let mut world = Self {
+            arch: Arch::X64,
             mode,
             root: 0,
             self_map_index,
@@ -35,10 +58,44 @@ impl World {
         };
         world.root = world.new_page();
         if let Some(index) = self_map_index {
-            world.pages.get_mut(&world.root).unwrap()[index] =
-                world.root | PRESENT_WRITABLE | ACCESSED_DIRTY | NO_EXECUTE;
+            let root = world.root;
+            world.pages.get_mut(&root).unwrap()[index] = world.self_map_entry(root);
         }
         world
+    }
+
+    /// An ARM64 address space as Windows lays it out, with a self-map at
+    /// `self_map_index` of the 512-entry page.
+    pub fn arm64(self_map_index: Option<usize>) -> Self {
+        let mut world = Self::new(PagingMode::FourLevel, None);
+        world.arch = Arch::Arm64;
+        world.self_map_index = self_map_index;
+        if let Some(index) = self_map_index {
+            let root = world.root;
+            world.pages.get_mut(&root).unwrap()[index] = world.self_map_entry(root);
+        }
+        world
+    }
+
+    const fn self_map_entry(&self, root: u64) -> u64 {
+        match self.arch {
+            Arch::X64 => root | PRESENT_WRITABLE | ACCESSED_DIRTY | NO_EXECUTE,
+            Arch::Arm64 => root | ARM64_TABLE,
+        }
+    }
+
+    const fn table_entry(&self, table: u64) -> u64 {
+        match self.arch {
+            Arch::X64 => table | PRESENT_WRITABLE,
+            Arch::Arm64 => table | ARM64_TABLE,
+        }
+    }
+
+    const fn leaf_entry(&self, frame_address: u64) -> u64 {
+        match self.arch {
+            Arch::X64 => frame_address | PRESENT_WRITABLE | ACCESSED_DIRTY | NO_EXECUTE,
+            Arch::Arm64 => frame_address | ARM64_PAGE_NX,
+        }
     }
 
     /// A fresh zeroed physical page.
@@ -55,14 +112,15 @@ impl World {
         for &level in self.mode.levels() {
             let index = level.index(va);
             if level == Level::Pt {
-                self.pages.get_mut(&table).unwrap()[index] =
-                    frame_address | PRESENT_WRITABLE | ACCESSED_DIRTY | NO_EXECUTE;
+                let leaf = self.leaf_entry(frame_address);
+                self.pages.get_mut(&table).unwrap()[index] = leaf;
                 return;
             }
             let entry = self.pages[&table][index];
             table = if entry & 1 == 0 {
                 let next = self.new_page();
-                self.pages.get_mut(&table).unwrap()[index] = next | PRESENT_WRITABLE;
+                let entry = self.table_entry(next);
+                self.pages.get_mut(&table).unwrap()[index] = entry;
                 next
             } else {
                 entry & 0x000f_ffff_ffff_f000
@@ -75,11 +133,12 @@ impl World {
     pub fn new_process_root(&mut self) -> u64 {
         let root = self.new_page();
         let kernel_half: Vec<u64> = self.pages[&self.root][256..].to_vec();
+        let self_map_entry = self.self_map_entry(root);
         let table = self.pages.get_mut(&root).unwrap();
         table[256..].copy_from_slice(&kernel_half);
         // Each process's self-map entry points at its own table.
         if let Some(index) = self.self_map_index {
-            table[index] = root | PRESENT_WRITABLE | ACCESSED_DIRTY | NO_EXECUTE;
+            table[index] = self_map_entry;
         }
         root
     }

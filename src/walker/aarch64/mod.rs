@@ -57,10 +57,12 @@ mod descriptor;
 mod enumerate;
 mod fault;
 mod registers;
+mod self_map;
 mod translate;
 
 pub use descriptor::{Descriptor, DescriptorKind, Level, Shareability};
 pub use enumerate::{Leaves, Run, Runs};
 pub use fault::{Fault, FaultKind, Path, Visited};
 pub use registers::{ConfigError, IMPLEMENTED_PA_BITS, Paging, RangeConfig, VaRange, tcr};
+pub use self_map::SelfMap;
 pub use translate::{Access, Mapping, TableRestrictions, Translation};

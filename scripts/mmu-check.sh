@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The walker against a real MMU (QEMU, TCG): our random-table test kernel in
-# 4- and 5-level mode, then real Linux guests (gva2gpa and info tlb).
+# The walkers against a real MMU (QEMU, TCG): our random-table test kernel in
+# 4- and 5-level mode, then real Linux guests (gva2gpa and info tlb), then
+# arm64 Linux guests for the AArch64 walker (gva2gpa as EL1, EL1 with PAN, EL0).
 # Each part installs QEMU and what else it needs when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +15,4 @@ for line in sys.stdin:
 test -x "$ptwalk" || { echo "mmu-check.sh: cargo did not report a ptwalk executable"; exit 1; }
 python3 scripts/mmu/testkernel.py --ptwalk "$ptwalk"
 python3 scripts/mmu/linux_guest.py --ptwalk "$ptwalk"
+python3 scripts/mmu/linux_guest_aarch64.py --ptwalk "$ptwalk"

@@ -83,6 +83,41 @@ fn measured_range(paging: &Paging, memory: &ImageMemory<'_>, first: u64) -> u64 
     sum
 }
 
+/// The ARM64 walker: the same addresses on the mixed image as ARM64 descriptors.
+#[inline(never)]
+fn measured_arm64(
+    paging: &vmwalk::walker::aarch64::Paging,
+    memory: &ImageMemory<'_>,
+    addresses: &[u64],
+) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..ROUNDS {
+        for &va in addresses {
+            let pa = paging.translate(memory, VirtAddr(va)).map_or(0, |t| t.pa.0);
+            sum = sum.wrapping_add(black_box(pa));
+        }
+    }
+    sum
+}
+
+/// The ARM64 walker's ranged translation of the heap pages.
+#[inline(never)]
+fn measured_arm64_range(
+    paging: &vmwalk::walker::aarch64::Paging,
+    memory: &ImageMemory<'_>,
+    first: u64,
+) -> u64 {
+    let last = first + BATCH as u64 * 4096 - 1;
+    let mut sum = 0u64;
+    for _ in 0..ROUNDS {
+        let range = paging.translate_range(memory, VirtAddr(first), VirtAddr(last));
+        sum = range.expect("one range").fold(sum, |sum, page| {
+            sum.wrapping_add(black_box(page.pa().map_or(0, |pa| pa.0)))
+        });
+    }
+    sum
+}
+
 fn main() {
     let which = std::env::args().nth(1).unwrap_or_default();
     let machine = common::mixed();
@@ -92,6 +127,14 @@ fn main() {
         "enumerate" => measured_enumerate(&machine.paging, &machine.image.memory()),
         "range" => measured_range(&machine.paging, &machine.image.memory(), common::HEAP_RANGE),
         "pointer_chase" => measured_pointer_chase(&machine, &machine.chase_plan(&addresses)),
+        "arm64" | "arm64_range" => {
+            let arm64 = common::mixed_aarch64();
+            if which == "arm64" {
+                measured_arm64(&arm64.paging, &arm64.image.memory(), &addresses)
+            } else {
+                measured_arm64_range(&arm64.paging, &arm64.image.memory(), common::HEAP_RANGE)
+            }
+        }
         "x86_64" => {
             let mut level_4 = machine.image.x86_64_level_4(machine.paging.root().0);
             measured_x86_64(&machine.image.x86_64_table(&mut level_4), &addresses)

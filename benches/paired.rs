@@ -3,8 +3,10 @@
 //! benchmarks, run one after the other, can compare a quiet moment with a
 //! busy one. Here every round times one batch of each contender in turn
 //! (rotating the order), and each gets the median of its rounds. Same image,
-//! addresses and work as `benches/walker.rs`'s mixed-image groups. Prints
-//! `name nanoseconds-per-operation` lines.
+//! addresses and work as `benches/walker.rs`'s mixed-image groups; then the
+//! same image as ARM64 descriptors (`arm64/...`: the ARM64 walker, the
+//! pointer chase and `aarch64-paging`). Prints `name nanoseconds-per-operation`
+//! lines.
 // Bench code on a 64-bit host: index casts cannot truncate.
 #![allow(clippy::cast_possible_truncation)]
 
@@ -100,6 +102,85 @@ fn main() {
     assert_eq!(expected[0], expected[2], "the chase agrees");
     assert_eq!(expected[3], expected[4], "ranged and independent agree");
 
+    measure(&mut contenders);
+    arm64(&addresses);
+}
+
+/// The mixed image as ARM64 descriptors, the same addresses and pages.
+fn arm64(addresses: &[u64]) {
+    let machine = common::mixed_aarch64();
+    let (paging, root) = (machine.paging, machine.root);
+    let (words, memory) = (machine.image.words(), machine.image.memory());
+    let roots = common::aarch64_paging_roots(&machine);
+    let plan: Vec<(u64, u32)> = addresses
+        .iter()
+        .map(|&va| {
+            let t = paging.translate(&memory, VirtAddr(va)).expect("mapped");
+            (va, t.path.len() as u32)
+        })
+        .collect();
+    let pages: Vec<u64> = (0..BATCH as u64)
+        .map(|i| common::HEAP_RANGE + i * 4096)
+        .collect();
+    let last = common::HEAP_RANGE + BATCH as u64 * 4096 - 1;
+    let translate = |addresses: &[u64]| {
+        addresses.iter().fold(0u64, |sum, &va| {
+            let pa = paging
+                .translate(&memory, VirtAddr(va))
+                .map_or(0, |t| t.pa.0);
+            sum.wrapping_add(pa)
+        })
+    };
+    let mut contenders: Vec<(&str, Contender<'_>)> = vec![
+        (
+            "arm64/translate/vmwalk",
+            Box::new(|| translate(black_box(addresses))),
+        ),
+        (
+            "arm64/translate/aarch64_paging",
+            Box::new(|| {
+                black_box(addresses).iter().fold(0u64, |sum, &va| {
+                    sum.wrapping_add(common::aarch64_paging_translate(&roots, va))
+                })
+            }),
+        ),
+        (
+            "arm64/translate/pointer_chase",
+            Box::new(|| {
+                black_box(&plan).iter().fold(0u64, |sum, &(va, loads)| {
+                    sum.wrapping_add(pointer_chase::<4>(words, root, va, loads))
+                })
+            }),
+        ),
+        (
+            "arm64/range/ranged/4k",
+            Box::new(|| {
+                paging
+                    .translate_range(
+                        black_box(&memory),
+                        VirtAddr(common::HEAP_RANGE),
+                        VirtAddr(last),
+                    )
+                    .expect("one range")
+                    .fold(0u64, |sum, page| {
+                        sum.wrapping_add(page.pa().map_or(0, |pa| pa.0))
+                    })
+            }),
+        ),
+        (
+            "arm64/range/independent/4k",
+            Box::new(|| translate(black_box(&pages))),
+        ),
+    ];
+    let expected: Vec<u64> = contenders.iter().map(|(_, run)| run()).collect();
+    assert_eq!(expected[0], expected[1], "aarch64-paging agrees");
+    assert_eq!(expected[0], expected[2], "the chase agrees");
+    assert_eq!(expected[3], expected[4], "ranged and independent agree");
+    measure(&mut contenders);
+}
+
+/// Times the contenders in interleaved rounds; prints each one's median.
+fn measure(contenders: &mut [(&str, Contender<'_>)]) {
     let mut times = vec![Vec::with_capacity(2 * ROUNDS); contenders.len()];
     for round in 0..2 * ROUNDS {
         contenders.rotate_left(1);

@@ -9,8 +9,11 @@
 # crash dump against the raw image of the same memory (benches/dumps.rs,
 # interleaved). The last line is machine-readable:
 #   x86_64_ratio=R limit_ratio=R range_ratio=R vol3_speedup=S memprocfs_speedup=S dump_ratio=R
+#   arm64_limit_ratio=R arm64_range_ratio=R arm64_paging_ratio=R
 # (time ratios ours/theirs; speedups theirs/ours; dump_ratio: the slower of
-# the full and bitmap dump over the raw image, whole commands). Installs valgrind (apt) and
+# the full and bitmap dump over the raw image, whole commands; arm64_*: the
+# AArch64 walker on the same image as AArch64 descriptors, against the pointer
+# chase, independent walks, and the aarch64-paging crate). Installs valgrind (apt) and
 # the peers (a venv in .venv-bench/) when missing. Takes about 3 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,7 +73,7 @@ log "ptwalk on crash dumps and the raw image, interleaved"
 
 log "callgrind"
 : >"$out/callgrind.txt"
-for what in vmwalk x86_64 pointer_chase range enumerate; do
+for what in vmwalk x86_64 pointer_chase range enumerate arm64 arm64_range; do
     valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.$what" \
         --toggle-collect="*measured_$what*" "$instructions" "$what" >"$out/instructions.$what" 2>/dev/null
     operations=$(sed -n 's/.* operations=\([0-9]*\) .*/\1/p' "$out/instructions.$what")

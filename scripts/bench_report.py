@@ -6,7 +6,8 @@ medians (DIR/paired.txt and DIR/dumps.txt: `name nanoseconds`), the callgrind co
 (DIR/callgrind.txt: `name instructions operations`) and the peers' key=value
 lines (DIR/peers.txt); prints the table, the agreement checks, and last a
 machine-readable line of ratios (x86_64, limit and range from the interleaved
-medians). Criterion's time per operation is its median for a batch divided by
+medians; the ARM64 walker's against the pointer chase, its ranged walk, and
+aarch64-paging). Criterion's time per operation is its median for a batch divided by
 the batch's elements.
 
 Usage: scripts/bench_report.py DIR
@@ -71,6 +72,16 @@ def main():
     table.append(("", "pointer chase (limit)", ns(chase), "ours/limit", f"{ours / chase:.2f}"))
     table.append(("mixed, interleaved: 1024 pages", "ranged, per 4 KiB page", ns(ranged), "", ""))
     table.append(("", "independent walks, per page", ns(independent), "ranged/indep.", f"{ranged / independent:.2f}"))
+    # ARM64: the mixed image as AArch64 descriptors, interleaved the same way.
+    ours, peer, chase = (paired[f"arm64/translate/{who}"] for who in ("vmwalk", "aarch64_paging", "pointer_chase"))
+    ranged, independent = paired["arm64/range/ranged/4k"], paired["arm64/range/independent/4k"]
+    ratios["arm64_paging_ratio"], ratios["arm64_limit_ratio"] = ours / peer, ours / chase
+    ratios["arm64_range_ratio"] = ranged / independent
+    table.append(("mixed as ARM64, interleaved: translate", "vmwalk (walker::aarch64)", ns(ours), "", ""))
+    table.append(("", "aarch64-paging walk_range", ns(peer), "ours/aarch64-paging", f"{ours / peer:.2f}"))
+    table.append(("", "pointer chase (limit)", ns(chase), "ours/limit", f"{ours / chase:.2f}"))
+    table.append(("mixed as ARM64, interleaved: 1024 pages", "ranged, per 4 KiB page", ns(ranged), "", ""))
+    table.append(("", "independent walks, per page", ns(independent), "ranged/indep.", f"{ranged / independent:.2f}"))
     # Criterion, one benchmark after the other.
     for image in ("mixed", "linux_la48", "linux_la57"):
         ours = t[f"{image}/translate/vmwalk"]
@@ -109,6 +120,8 @@ def main():
     table.append(("", "pointer chase", f"{calls['pointer_chase']:.1f}", "ours/chase", f"{calls['vmwalk'] / calls['pointer_chase']:.2f}"))
     table.append(("", "ranged, per 4 KiB page", f"{calls['range']:.1f}", "range/translate", f"{calls['range'] / calls['vmwalk']:.2f}"))
     table.append(("", "enumerate, per leaf", f"{calls['enumerate']:.1f}", "", ""))
+    table.append(("", "ARM64 translate", f"{calls['arm64']:.1f}", "ours ARM64/x86", f"{calls['arm64'] / calls['vmwalk']:.2f}"))
+    table.append(("", "ARM64 ranged, per 4 KiB page", f"{calls['arm64_range']:.1f}", "range/translate", f"{calls['arm64_range'] / calls['arm64']:.2f}"))
 
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     header = ("what", "who", "time / count", "ratio", "")
@@ -133,7 +146,8 @@ def main():
     )
     print(" ".join(f"{k}={ratios[k]:.2f}" for k in ("x86_64_ratio", "limit_ratio", "range_ratio"))
           + f" vol3_speedup={ratios['vol3_speedup']:.0f} memprocfs_speedup={ratios['memprocfs_speedup']:.0f}"
-          + f" dump_ratio={ratios['dump_ratio']:.2f}")
+          + f" dump_ratio={ratios['dump_ratio']:.2f}"
+          + " " + " ".join(f"{k}={ratios[k]:.2f}" for k in ("arm64_limit_ratio", "arm64_range_ratio", "arm64_paging_ratio")))
     return 0 if all(got == want for _, got, want in checks) else 1
 
 

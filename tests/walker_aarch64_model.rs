@@ -14,7 +14,7 @@ mod model_aarch64;
 use std::collections::BTreeSet;
 
 use model_aarch64::compare::{leaf_outcomes, paging_of, translation_outcome};
-use model_aarch64::world::world;
+use model_aarch64::world::{dense_world, world};
 use model_aarch64::{
     Outcome, bit, bits, enumerate, params, start_level, supported, translate, words_of,
 };
@@ -124,6 +124,109 @@ fn check_enumeration(seed: u64) {
     assert_eq!(actual, expected_runs, "seed {seed}: runs");
 }
 
+/// Ranged translation, page by page, against the model's independent walks:
+/// ~700 pages around each of a few probes, across level 2 and 3 boundaries.
+/// Returns how many pages were mapped by pages and by blocks.
+fn check_ranges(seed: u64) -> (usize, usize) {
+    let mut mapped = (0, 0);
+    let world = dense_world(seed);
+    let regs = world.regs;
+    let Some(paging) = paging_of(regs) else {
+        return mapped;
+    };
+    let words = words_of(&world.image);
+    let memory = ImageMemory::new(&world.image);
+    for &probe in world.probes.iter().step_by(25) {
+        let upper = bit(probe, 55);
+        let va_bits = 64 - params(regs, upper).txsz;
+        let ia = probe & bits(0, va_bits - 1);
+        let first_ia = (ia & !0x1f_ffff).saturating_sub(16 << 12);
+        let last_ia = (first_ia + (700 << 12)).min(bits(0, va_bits - 1));
+        let va = |ia: u64| {
+            if upper {
+                ia | !bits(0, va_bits - 1)
+            } else {
+                ia
+            }
+        };
+        let Ok(pages) =
+            paging.translate_range(&memory, VirtAddr(va(first_ia)), VirtAddr(va(last_ia)))
+        else {
+            assert!(
+                matches!(translate(&words, regs, va(first_ia)), Outcome::OutOfRange),
+                "seed {seed} {regs:x?}: range from {:#x} refused",
+                va(first_ia)
+            );
+            continue;
+        };
+        // Internal iteration (`fold`, a tighter loop) gives what `next` gives.
+        let pages: Vec<_> = pages.collect();
+        let folded = paging
+            .translate_range(&memory, VirtAddr(va(first_ia)), VirtAddr(va(last_ia)))
+            .expect("accepted above")
+            .fold(Vec::new(), |mut all, page| {
+                all.push(page);
+                all
+            });
+        assert_eq!(folded, pages, "seed {seed}: fold and next");
+        let mut count = 0;
+        for page in pages {
+            let expected = match translate(&words, regs, page.va.0) {
+                Outcome::Mapped {
+                    pa,
+                    pw,
+                    ur,
+                    uw,
+                    px,
+                    ux,
+                    leaf,
+                    ..
+                } => Some((pa, (pw, ur, uw, px, ux), leaf)),
+                _ => None,
+            };
+            let got = page.mapping.map(|m| {
+                let a = m.access;
+                (
+                    page.pa().map_or(0, |pa| pa.0),
+                    (
+                        a.privileged_write,
+                        a.unprivileged_read,
+                        a.unprivileged_write,
+                        a.privileged_execute,
+                        a.unprivileged_execute,
+                    ),
+                    m.descriptor.0,
+                )
+            });
+            assert_eq!(got, expected, "seed {seed} {regs:x?} page {:#x}", page.va.0);
+            count += 1;
+            match page.mapping.map(|m| m.size.bytes()) {
+                Some(4096) => mapped.0 += 1,
+                Some(_) => mapped.1 += 1,
+                None => {}
+            }
+        }
+        assert_eq!(
+            count,
+            ((last_ia - first_ia) >> 12) + 1,
+            "seed {seed}: pages"
+        );
+    }
+    mapped
+}
+
+/// The ranged check above meets pages and blocks, not only faults.
+#[test]
+fn ranged_checks_meet_pages_and_blocks() {
+    let (pages, blocks) = (0..100)
+        .map(check_ranges)
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert!(
+        pages > 1000 && blocks > 1000,
+        "{pages} pages, {blocks} in blocks"
+    );
+}
+
 /// The generator reaches every outcome, level and block size, so the
 /// properties below cannot pass by testing only easy cases.
 #[test]
@@ -200,5 +303,10 @@ proptest! {
     #[test]
     fn enumeration_matches_the_model(seed in any::<u64>()) {
         check_enumeration(seed);
+    }
+
+    #[test]
+    fn ranged_translation_matches_the_model(seed in any::<u64>()) {
+        check_ranges(seed);
     }
 }

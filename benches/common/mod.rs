@@ -346,3 +346,152 @@ pub fn linux(name: &'static str) -> Machine {
         leaves,
     }
 }
+
+/// The mixed image's tables rewritten as `AArch64` descriptors, in place:
+/// the same tables, leaves and addresses, walked from `TTBR0_EL1` and
+/// `TTBR1_EL1` (both the old PML4; T0SZ = T1SZ = 16, 4 KiB granules).
+pub struct Arm64Machine {
+    pub image: AlignedImage,
+    pub paging: vmwalk::walker::aarch64::Paging,
+    pub root: u64,
+    /// Every leaf as `(va, page size)`, ascending.
+    pub leaves: Vec<(u64, u64)>,
+}
+
+/// [`mixed`] as an `AArch64` image: tables become table descriptors (0b11),
+/// 4 KiB leaves pages (0b11), 2 MiB and 1 GiB leaves blocks (0b01); A, U/S,
+/// R/W, NX and G become AF, AP\[1\], AP\[2\], UXN|PXN and nG.
+pub fn mixed_aarch64() -> Arm64Machine {
+    fn convert(image: &mut AlignedImage, table: u64, level: u32) {
+        for index in 0..512 {
+            let at = table + 8 * index;
+            let entry = image.read_u64(at);
+            if entry & PRESENT == 0 {
+                continue;
+            }
+            let address = entry & ADDR_MASK;
+            let leaf = level == 3 || entry & PAGE_SIZE != 0;
+            if !leaf {
+                convert(image, address, level + 1);
+                image.write_u64(at, address | 0b11);
+                continue;
+            }
+            let mut descriptor = address | if level == 3 { 0b11 } else { 0b01 } | 0b11 << 8;
+            for (x86, arm, when_set) in [
+                (ACCESSED, 1 << 10, true),
+                (USER, 1 << 6, true),
+                (WRITABLE, 1 << 7, false),
+                (NO_EXECUTE, 1 << 53 | 1 << 54, true),
+                (GLOBAL, 1 << 11, false),
+            ] {
+                if (entry & x86 != 0) == when_set {
+                    descriptor |= arm;
+                }
+            }
+            image.write_u64(at, descriptor);
+        }
+    }
+    let Machine {
+        mut image,
+        paging,
+        leaves,
+        ..
+    } = mixed();
+    let root = paging.root().0;
+    convert(&mut image, root, 0);
+    let tcr = 16 | 16 << 16 | 0b10 << 30 | 0b101 << 32;
+    let paging = vmwalk::walker::aarch64::Paging::from_registers(root, root, tcr)
+        .expect("48-bit ranges, 4 KiB granules");
+    Arm64Machine {
+        image,
+        paging,
+        root,
+        leaves,
+    }
+}
+
+/// `aarch64-paging`'s view of an image: its `Translation` hands out the
+/// image's own pages (the root once, when the `RootTable` is made) and
+/// never allocates or frees.
+pub struct ImageTranslation {
+    base: NonNull<u8>,
+    len: usize,
+    root: u64,
+}
+
+type Arm64PageTable = aarch64_paging::paging::PageTable<aarch64_paging::descriptor::El1Attributes>;
+
+impl aarch64_paging::paging::Translation<aarch64_paging::descriptor::El1Attributes>
+    for ImageTranslation
+{
+    fn allocate_table(
+        &mut self,
+    ) -> (
+        NonNull<Arm64PageTable>,
+        aarch64_paging::descriptor::PhysicalAddress,
+    ) {
+        let pa =
+            aarch64_paging::descriptor::PhysicalAddress(usize::try_from(self.root).expect("root"));
+        (self.physical_to_virtual(pa), pa)
+    }
+
+    unsafe fn deallocate_table(&mut self, _table: NonNull<Arm64PageTable>) {}
+
+    fn physical_to_virtual(
+        &self,
+        pa: aarch64_paging::descriptor::PhysicalAddress,
+    ) -> NonNull<Arm64PageTable> {
+        assert!(
+            pa.0.is_multiple_of(4096) && pa.0 < self.len,
+            "a table inside the image: {pa}"
+        );
+        // SAFETY: in bounds (checked above); 4096-aligned as the image's base.
+        unsafe { self.base.add(pa.0) }.cast()
+    }
+}
+
+/// The two `aarch64-paging` root tables of `machine` (`TTBR0_EL1`'s and
+/// `TTBR1_EL1`'s range), reading its image in place.
+pub fn aarch64_paging_roots(
+    machine: &Arm64Machine,
+) -> [aarch64_paging::paging::RootTable<aarch64_paging::paging::El1And0, ImageTranslation>; 2] {
+    [
+        aarch64_paging::paging::VaRange::Lower,
+        aarch64_paging::paging::VaRange::Upper,
+    ]
+    .map(|range| {
+        let translation = ImageTranslation {
+            base: machine.image.base,
+            len: machine.image.len,
+            root: machine.root,
+        };
+        aarch64_paging::paging::RootTable::with_va_range(
+            translation,
+            0,
+            aarch64_paging::paging::El1And0,
+            range,
+        )
+    })
+}
+
+/// `aarch64-paging`'s translation of `va`: its `walk_range` over one byte,
+/// the leaf's output address plus the offset below the leaf's size.
+pub fn aarch64_paging_translate(
+    roots: &[aarch64_paging::paging::RootTable<aarch64_paging::paging::El1And0, ImageTranslation>;
+         2],
+    va: u64,
+) -> u64 {
+    let root = &roots[usize::from(va >> 63 == 1)];
+    let start = usize::try_from(va).expect("64-bit host");
+    let mut pa = 0;
+    let region = aarch64_paging::paging::MemoryRegion::new(start, start + 1);
+    root.walk_range(&region, &mut |_, descriptor, level| {
+        if descriptor.is_valid() {
+            let size = 1usize << (12 + 9 * (3 - level));
+            pa = (descriptor.output_address().0 + (start & (size - 1))) as u64;
+        }
+        Ok(())
+    })
+    .expect("a one-byte region inside the range");
+    pa
+}

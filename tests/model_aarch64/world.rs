@@ -95,11 +95,23 @@ pub fn random_regs(rng: &mut Rng) -> Regs {
 }
 
 pub fn world(seed: u64) -> World {
+    world_with(seed, 2..10)
+}
+
+/// As [`world`], with tables this full: ranged walks meet long runs of
+/// pages in one level 3 table.
+pub fn dense_world(seed: u64) -> World {
+    world_with(seed, 256..512)
+}
+
+fn world_with(seed: u64, descriptors_per_table: std::ops::Range<u64>) -> World {
     let mut rng = Rng(seed | 1);
     let regs = random_regs(&mut rng);
     let mut image = vec![0u8; (IMAGE_PAGES * 4096) as usize];
     for page in 1..=TABLE_PAGES {
-        for _ in 0..(2 + rng.below(8)) {
+        let count = descriptors_per_table.start
+            + rng.below(descriptors_per_table.end - descriptors_per_table.start);
+        for _ in 0..count {
             let at = (page * 4096 + rng.below(512) * 8) as usize;
             image[at..at + 8].copy_from_slice(&random_descriptor(&mut rng).to_le_bytes());
         }

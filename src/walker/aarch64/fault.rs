@@ -19,10 +19,24 @@ pub struct Visited {
 }
 
 /// Up to four visited descriptors, top level first, without allocating.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Path {
-    entries: [Option<Visited>; 4],
+    /// `entries[..len]` are in use.
+    entries: [Visited; 4],
     len: usize,
+}
+
+/// What unused slots hold.
+const UNUSED: Visited = Visited {
+    level: Level::L0,
+    addr: PhysAddr(0),
+    descriptor: Descriptor(0),
+};
+
+impl Default for Path {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Path {
@@ -30,15 +44,44 @@ impl Path {
     #[must_use]
     pub const fn new() -> Self {
         Self {
-            entries: [None; 4],
+            entries: [UNUSED; 4],
             len: 0,
         }
+    }
+
+    /// The descriptors of a walk that read `descriptors[start..end]` at
+    /// `addrs`, index 0 being level 0. Built whole, without pushes.
+    #[inline]
+    pub(super) fn of_walk(
+        start: usize,
+        end: usize,
+        addrs: &[u64; 4],
+        descriptors: &[u64; 4],
+    ) -> Self {
+        let mut path = Self::new();
+        // Every slot is written (the unused ones past `len` harmlessly):
+        // straight-line stores, no branch per level.
+        for (slot, depth) in path.entries.iter_mut().zip(start..) {
+            if let (Some(&level), Some(&addr), Some(&raw)) = (
+                Level::ALL.get(depth),
+                addrs.get(depth),
+                descriptors.get(depth),
+            ) {
+                *slot = Visited {
+                    level,
+                    addr: PhysAddr(addr),
+                    descriptor: Descriptor(raw),
+                };
+            }
+        }
+        path.len = end.saturating_sub(start).min(path.entries.len());
+        path
     }
 
     /// Appends a descriptor; a fifth is dropped (no walk reads more than four).
     pub const fn push(&mut self, visited: Visited) {
         if self.len < self.entries.len() {
-            self.entries[self.len] = Some(visited);
+            self.entries[self.len] = visited;
             self.len += 1;
         }
     }
@@ -52,7 +95,7 @@ impl Path {
 
     /// The descriptors, top level first.
     pub fn iter(&self) -> impl Iterator<Item = &Visited> {
-        self.entries.iter().take(self.len).flatten()
+        self.entries.iter().take(self.len)
     }
 
     /// How many descriptors were read.

@@ -56,6 +56,7 @@
 mod descriptor;
 mod enumerate;
 mod fault;
+mod range;
 mod registers;
 mod self_map;
 mod translate;
@@ -63,6 +64,7 @@ mod translate;
 pub use descriptor::{Descriptor, DescriptorKind, Level, Shareability};
 pub use enumerate::{Leaves, Run, Runs};
 pub use fault::{Fault, FaultKind, Path, Visited};
+pub use range::{Page, PageTranslations, RangeError};
 pub use registers::{ConfigError, IMPLEMENTED_PA_BITS, Paging, RangeConfig, VaRange, tcr};
 pub use self_map::SelfMap;
 pub use translate::{Access, Mapping, TableRestrictions, Translation};

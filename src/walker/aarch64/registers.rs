@@ -184,6 +184,43 @@ pub struct Paging {
     ranges: [RangeConfig; 2],
     pa_bits: u32,
     hardware_access_flag: bool,
+    /// Each range's checks, precomputed for the translation fast path.
+    prepared: [Prepared; 2],
+}
+
+/// What a walk of one range checks and starts from, computed once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Prepared {
+    /// Bits of an address that must all equal bit 55, and their value;
+    /// no address matches when walks are disabled, the initial table is
+    /// beyond the PA size, or the walk starts below level 0 (those take the
+    /// step-by-step walk).
+    pub(super) checked: u64,
+    pub(super) expected: u64,
+    /// The input-address bits.
+    pub(super) ia_mask: u64,
+    /// The initial (level 0) table.
+    pub(super) table: u64,
+}
+
+impl Prepared {
+    const fn of(config: &RangeConfig, range: VaRange, pa_bits: u32) -> Self {
+        let checked = mask(config.va_bits, config.top_checked_bit());
+        let table = config.table_base();
+        let usable = !config.walks_disabled
+            && table >> pa_bits == 0
+            && matches!(config.start_level(), Level::L0);
+        Self {
+            checked: if usable { checked } else { 0 },
+            expected: match (usable, range) {
+                (false, _) => 1,
+                (true, VaRange::Lower) => 0,
+                (true, VaRange::Upper) => checked,
+            },
+            ia_mask: mask(0, config.va_bits - 1),
+            table,
+        }
+    }
 }
 
 impl Paging {
@@ -234,26 +271,36 @@ impl Paging {
             0b100 => 44,
             _ => IMPLEMENTED_PA_BITS,
         };
+        let ranges = [
+            RangeConfig {
+                ttbr: ttbr0,
+                va_bits: 64 - t0sz as u32,
+                top_byte_ignored: tcr & tcr::TBI0 != 0,
+                walks_disabled: tcr & tcr::EPD0 != 0,
+                hierarchical_permissions_disabled: tcr & tcr::HPD0 != 0,
+            },
+            RangeConfig {
+                ttbr: ttbr1,
+                va_bits: 64 - t1sz as u32,
+                top_byte_ignored: tcr & tcr::TBI1 != 0,
+                walks_disabled: tcr & tcr::EPD1 != 0,
+                hierarchical_permissions_disabled: tcr & tcr::HPD1 != 0,
+            },
+        ];
         Ok(Self {
-            ranges: [
-                RangeConfig {
-                    ttbr: ttbr0,
-                    va_bits: 64 - t0sz as u32,
-                    top_byte_ignored: tcr & tcr::TBI0 != 0,
-                    walks_disabled: tcr & tcr::EPD0 != 0,
-                    hierarchical_permissions_disabled: tcr & tcr::HPD0 != 0,
-                },
-                RangeConfig {
-                    ttbr: ttbr1,
-                    va_bits: 64 - t1sz as u32,
-                    top_byte_ignored: tcr & tcr::TBI1 != 0,
-                    walks_disabled: tcr & tcr::EPD1 != 0,
-                    hierarchical_permissions_disabled: tcr & tcr::HPD1 != 0,
-                },
+            prepared: [
+                Prepared::of(&ranges[0], VaRange::Lower, pa_bits),
+                Prepared::of(&ranges[1], VaRange::Upper, pa_bits),
             ],
+            ranges,
             pa_bits,
             hardware_access_flag: tcr & tcr::HA != 0,
         })
+    }
+
+    /// The fast path's view of the range of `va` (bit 55 selects it).
+    pub(super) const fn prepared(&self, va: u64) -> &Prepared {
+        &self.prepared[((va >> 55) & 1) as usize]
     }
 
     /// How `range` is translated.

@@ -63,6 +63,7 @@ impl Access {
     /// The permissions of `leaf` under `table`'s restrictions (pseudocode
     /// `AArch64.S1DirectBasePermissions`).
     #[must_use]
+    #[inline]
     pub const fn of(leaf: Descriptor, table: TableRestrictions) -> Self {
         let read_only = leaf.has(Descriptor::AP_READ_ONLY) || table.read_only;
         let el0 = leaf.has(Descriptor::AP_EL0) && !table.no_el0;
@@ -278,6 +279,9 @@ impl Paging {
     }
 
     /// The mapping of a leaf covering input address `ia` of `range`.
+    // Out of line, it kept the fast path from dropping what callers never read.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
     pub(super) const fn mapping(
         &self,
         range: VaRange,
@@ -311,7 +315,82 @@ impl Paging {
     /// A [`Fault`] saying why `va` does not translate, with the descriptors read.
     // No heap in the kernel: a fault carries its walk by value.
     #[allow(clippy::result_large_err)]
+    #[inline]
     pub fn translate<M: PhysicalMemory + ?Sized>(
+        &self,
+        memory: &M,
+        va: VirtAddr,
+    ) -> Result<Translation, Fault<M::Error>> {
+        self.translate_mapped(memory, va)
+            .map_or_else(|| self.translate_or_fault(memory, va), Ok)
+    }
+
+    /// The common case, kept small: a walk from level 0 (40- to 48-bit
+    /// ranges) that ends on a block or page. Any other outcome is `None`,
+    /// and [`Self::translate_or_fault`] walks again, step by step.
+    // Measured (benches/paired.rs, mixed image): the step-by-step walk alone
+    // took 20.8 ns a translation, this path 4.4, the pointer chase 2.9.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn translate_mapped<M: PhysicalMemory + ?Sized>(
+        &self,
+        memory: &M,
+        va: VirtAddr,
+    ) -> Option<Translation> {
+        let prepared = self.prepared(va.0);
+        if va.0 & prepared.checked != prepared.expected {
+            return None;
+        }
+        let ia = va.0 & prepared.ia_mask;
+        let mut table = prepared.table;
+        // One test for valid (bit 0) and an address inside the PA size: every
+        // level's output address has all the bits from the PA size to 47.
+        let usable = 1 | (mask(0, 47) & !mask(0, self.pa_bits() - 1));
+        let (mut addrs, mut descriptors) = ([0u64; 4], [0u64; 4]);
+        for depth in 0..4 {
+            let shift = Level::ALL.get(depth)?.shift();
+            let addr = table + ((ia >> shift) & 0x1ff) * 8;
+            let raw = memory.read_u64(PhysAddr(addr)).ok()?;
+            *addrs.get_mut(depth)? = addr;
+            *descriptors.get_mut(depth)? = raw;
+            if raw & usable != 1 {
+                return None;
+            }
+            // Bit 1: a table (levels 0-2) or a page (level 3); else a block.
+            let (size, output) = match (depth, raw & 0b10 != 0) {
+                (0..3, true) => {
+                    table = raw & mask(12, 47);
+                    continue;
+                }
+                (3, true) => (PageSize::Size4K, raw & mask(12, 47)),
+                (1, false) => (PageSize::Size1G, raw & mask(30, 47)),
+                (2, false) => (PageSize::Size2M, raw & mask(21, 47)),
+                _ => return None, // a block at level 0 or 0b01 at level 3
+            };
+            // The tables' restrictions, only now: callers that read only the
+            // address do not pay for them.
+            let range = VaRange::of(va.0);
+            let disabled = self.range(range).hierarchical_permissions_disabled;
+            let mut restrictions = TableRestrictions::default();
+            for &above in descriptors.get(..depth)? {
+                restrictions = restrictions.narrowed_by(Descriptor(above), disabled);
+            }
+            let mapping = self.mapping(range, ia, size, output, Descriptor(raw), restrictions);
+            return Some(Translation {
+                va,
+                pa: PhysAddr(output | (ia & (size.bytes() - 1))),
+                mapping,
+                path: Path::of_walk(0, depth + 1, &addrs, &descriptors),
+            });
+        }
+        None // unreachable: a level 3 descriptor is a page or faults
+    }
+
+    /// The walk of [`Self::translate`], step by step, saying why it stops.
+    #[allow(clippy::result_large_err)]
+    #[cold]
+    #[inline(never)]
+    fn translate_or_fault<M: PhysicalMemory + ?Sized>(
         &self,
         memory: &M,
         va: VirtAddr,

@@ -335,6 +335,28 @@ fn arm64_walks_both_halves_of_one_page_and_finds_the_windows_self_map() {
             .any(|l| l.starts_with(&format!("vmwalk: DriverEntry {CODE:#x} -> physical "))),
         "{lines:#?}"
     );
+    // WinDbg's `!pte` block for each address: its second line names where the
+    // self-map shows the four descriptors.
+    for va in [pool, mapping, CODE] {
+        let at: Vec<String> = PagingMode::FourLevel
+            .levels()
+            .iter()
+            .zip(["PXE", "PPE", "PDE", "PTE"])
+            .map(|(level, name)| {
+                format!(
+                    "{name} at {:016X}",
+                    map.entry_address(VirtAddr(va), *level).0
+                )
+            })
+            .collect();
+        let row = format!("vmwalk: {}\n", at.join("    "));
+        let header = format!("vmwalk: as !pte {va:#x} shows it:\n");
+        let start = lines
+            .iter()
+            .position(|l| *l == header)
+            .unwrap_or_else(|| panic!("{header}{lines:#?}"));
+        assert_eq!(lines[start + 2], row, "{lines:#?}");
+    }
 }
 
 #[test]

@@ -6,8 +6,9 @@ use super::inspect::{Leaf, Split, WalkFailed, Walked};
 use super::line::log;
 use super::{Arm64Registers, KernelApi, KernelMemory};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
-use crate::walker::aarch64::{DescriptorKind, Paging, SelfMap, VaRange};
-use crate::walker::{PhysAddr, VirtAddr};
+use crate::walker::aarch64::windbg::PteBlock;
+use crate::walker::aarch64::{DescriptorKind, Paging, Path, SelfMap, VaRange};
+use crate::walker::{PhysAddr, PhysicalMemory, VirtAddr};
 
 /// The translation regime and the self-map.
 pub(super) struct Arm64Tables {
@@ -135,6 +136,9 @@ impl Arm64Tables {
                 ),
             }
         }
+        if let Some(map) = self_map {
+            log_pte_block(kernel, memory, map, va, &path);
+        }
         match result {
             Ok(translation) => Ok(Walked {
                 pa: translation.pa,
@@ -143,6 +147,36 @@ impl Arm64Tables {
             }),
             Err(fault) => Err(WalkFailed::Arm64(fault.kind)),
         }
+    }
+}
+
+/// Logs the block `!pte va` prints on ARM64, line for line.
+fn log_pte_block<K: KernelApi>(
+    kernel: &K,
+    memory: &KernelMemory<'_, K>,
+    self_map: SelfMap,
+    va: u64,
+    path: &Path,
+) {
+    // An address outside both ranges has no descriptors to show.
+    if path.is_empty() {
+        return;
+    }
+    let below_large_leaf = PteBlock::below_large_leaf(path, VirtAddr(va))
+        .and_then(|at| memory.read_u64(PhysAddr(at)).ok());
+    let block = PteBlock {
+        va: VirtAddr(va),
+        path,
+        self_map,
+        below_large_leaf,
+    };
+    log(
+        kernel,
+        DPFLTR_INFO_LEVEL,
+        format_args!("vmwalk: as !pte {va:#x} shows it:\n"),
+    );
+    for line in block.lines() {
+        log(kernel, DPFLTR_INFO_LEVEL, format_args!("vmwalk: {line}\n"));
     }
 }
 

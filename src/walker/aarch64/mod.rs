@@ -60,6 +60,7 @@ mod range;
 mod registers;
 mod self_map;
 mod translate;
+pub mod windbg;
 
 pub use descriptor::{Descriptor, DescriptorKind, Level, Shareability};
 pub use enumerate::{Leaves, Run, Runs};

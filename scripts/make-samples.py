@@ -1,6 +1,7 @@
 """Writes samples/tiny.raw and samples/tiny.dmp: the same small, Windows-like
 x64 address space as a raw physical image and as a bitmap kernel crash dump
-(layout: tests/crash_dump/mod.rs), for the README's `ptwalk` examples.
+(layout: tests/crash_dump/mod.rs), and samples/tiny-arm64.raw, the same
+mappings as Windows on ARM64 lays them out, for the README's `ptwalk` examples.
 Deterministic; run from the repository root. It prints what each example
 address must translate to, from the tables it wrote (the README's oracle).
 
@@ -17,6 +18,13 @@ Physical memory, 10 pages (CR3 = 0x1000, 4-level):
   0x6000 PD   (user)     entry 0 -> PT 0x7000
   0x7000 PT   (user)     entry 1: 0x9000 (user, writable, NX)
   0x8000, 0x9000 data; 0x0000 unused
+
+tiny-arm64.raw, the same tables as ARM64 descriptors (TTBR0_EL1 = 0x1000,
+TTBR1_EL1 = 0x1800: the two halves of one top-level page, as Windows sets
+them; TCR_EL1 = 0x615b5513511, a Windows 11 ARM64 machine's): the self-map at
+index 0x151 (a real ARM64 dump's), descriptor values in the style of the
+published WinDbg transcripts (tables ...0F03; 0x00E0... writable data; the
+code block with PXN clear); L3 entry 6 is 0 (invalid) instead of a transition.
 """
 
 import struct
@@ -46,6 +54,30 @@ put(0x5000, 0x1DB, 0x6000 | TABLE | US)
 put(0x6000, 0, 0x7000 | TABLE | US)
 put(0x7000, 1, 0x9000 | P | RW | US | A | D | NX)
 memory[0x8000:0x8010] = b"vmwalk sample   "
+
+# ARM64: valid + table/page (0b11) or block (0b01); AF, SH inner, nG; AP[2]
+# (Windows' NotDirty), AP[1] (Owner); PXN, UXN; Writable (bit 55, software).
+V_TABLE, V_BLOCK, AF, ISH, NG, AP_RO, AP_EL0 = 0b11, 0b01, 1 << 10, 0b11 << 8, 1 << 11, 1 << 7, 1 << 6
+PXN, UXN, WRITABLE = 1 << 53, 1 << 54, 1 << 55
+arm64 = bytearray(10 * PAGE)
+
+
+def put_arm64(table, index, value):
+    struct.pack_into("<Q", arm64, table + 8 * index, value)
+
+
+ARM64_TABLE = V_TABLE | AF | ISH | NG | PXN | UXN  # 0x0060000000000F03, as WinDbg shows tables
+put_arm64(0x1000, 0x151, 0x1000 | ARM64_TABLE)
+put_arm64(0x1000, 0x1F0, 0x2000 | ARM64_TABLE)
+put_arm64(0x1000, 0x0FF, 0x5000 | ARM64_TABLE | WRITABLE)
+put_arm64(0x2000, 0, 0x3000 | ARM64_TABLE)
+put_arm64(0x3000, 1, 0x23EA00000 | V_BLOCK | AF | ISH | AP_RO | UXN)  # code: -RXGA-K-LV
+put_arm64(0x3000, 2, 0x4000 | ARM64_TABLE)
+put_arm64(0x4000, 5, 0x8000 | V_TABLE | AF | ISH | PXN | UXN | WRITABLE)  # data: -W-GADK--V
+put_arm64(0x5000, 0x1DB, 0x6000 | ARM64_TABLE | WRITABLE)
+put_arm64(0x6000, 0, 0x7000 | ARM64_TABLE | WRITABLE)
+put_arm64(0x7000, 1, 0x9000 | V_TABLE | AF | ISH | NG | AP_EL0 | PXN | UXN | WRITABLE)  # user: -W--ADU--V
+arm64[0x8000:0x8010] = b"vmwalk sample   "
 
 EXPECTED = [
     (0xFFFFF80000203450, 0x23EA03450),  # in the 2 MiB page
@@ -77,6 +109,7 @@ def main():
     out.mkdir(exist_ok=True)
     (out / "tiny.raw").write_bytes(memory)
     (out / "tiny.dmp").write_bytes(dump(memory))
+    (out / "tiny-arm64.raw").write_bytes(arm64)
     for va, pa in EXPECTED:
         print("0x%x %s" % (va, "0x%x" % pa if pa is not None else "-"))
 

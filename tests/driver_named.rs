@@ -330,3 +330,59 @@ fn a_failing_image_name_lookup_finds_no_process_and_leaks_nothing() {
     );
     assert!(kernel.calls().contains(&"SeLocateProcessImageName"));
 }
+
+/// ARM64: the process's own top-level page (its TTBRs, both halves), the
+/// self-map naming the process's descriptors, the frame mapped there.
+#[test]
+fn arm64_a_user_address_is_walked_through_the_process_ttbr0() {
+    let kernel = FakeKernel::with_world(driver_fake::world::World::arm64(Some(0x151)));
+    kernel.map_page(KERNEL);
+    let process_root = kernel.add_process(PROCESS);
+    let frame = kernel.map_in_process(PROCESS, USER);
+    kernel.set_parameter(
+        "Addresses",
+        REG_MULTI_SZ,
+        &multi_sz(&["0x7ff6`c0001234", "fffff806_12345008"]),
+    );
+    kernel.set_parameter("ProcessId", REG_DWORD, &PROCESS.to_le_bytes());
+    let (_, lines, errors) = run(&kernel);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let asid = 0x2a_u64 << 48;
+    let registers = format!(
+        "vmwalk: paging: TTBR0_EL1 {:#x} TTBR1_EL1 {:#x} ",
+        process_root | asid,
+        (process_root + 0x800) | asid
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&registers)),
+        "the walk inside the process reads its TTBRs: {lines:#?}"
+    );
+    assert!(
+        has(
+            &lines,
+            &format!("vmwalk:   through TTBR0_EL1, table at phys {process_root:#x}\n")
+        ),
+        "{lines:#?}"
+    );
+    let result = format!(
+        "vmwalk: address {:#x} -> physical {:#x} ",
+        USER + 0x234,
+        frame + 0x234
+    );
+    assert!(lines.iter().any(|l| l.starts_with(&result)), "{lines:#?}");
+    // The kernel address translates with the driver's own TTBR1 and self-map.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("vmwalk: address {:#x} -> physical ", KERNEL + 8))),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("vmwalk: self-map: TTBR1_EL1's level 0 entry 0x151 (337)"))
+            .count(),
+        2,
+        "the self-map of each address space: {lines:#?}"
+    );
+}

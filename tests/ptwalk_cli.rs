@@ -1138,4 +1138,19 @@ fn aarch64_bad_input_gets_one_line() {
     let output = translate(&["--ttbr1", "100000", "--tcr", tcr, "ffffff0000234567"]);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(stdout(&output), "0xffffff0000234567 -\n");
+    // `pte`: this image has no self-map; the L1TF mask is x64's.
+    let pte = |args: &[&str]| {
+        let common = [
+            "pte", "--arch", "aarch64", "--image", file, "--ttbr1", "1000", "--tcr", tcr,
+        ];
+        ptwalk(&[&common[..], args].concat())
+    };
+    let output = pte(&["ffffff0000234567"]);
+    assert_one_line_error(
+        &output,
+        1,
+        "no level 0 descriptor of TTBR1_EL1's table maps the page it is in",
+    );
+    let output = pte(&["--invalid-pte-mask", "0", "ffffff0000234567"]);
+    assert_one_line_error(&output, 1, "--invalid-pte-mask is x64 Windows' L1TF mask");
 }

@@ -1,6 +1,7 @@
 //! Arbitrary images, TTBR0/TTBR1/TCR and addresses: the AArch64 walker must
-//! not panic and must agree with its reference model, for translation and
-//! for the enumeration of both ranges.
+//! not panic and must agree with its reference model, for translation, for
+//! ranged translation (64 pages from the first address) and for the
+//! enumeration of both ranges.
 #![no_main]
 
 #[path = "../../tests/model_aarch64/mod.rs"]
@@ -59,6 +60,22 @@ fuzz_target!(|data: &[u8]| {
             Ok(t) => write!(text, "{}", t.mapping).unwrap(),
             Err(f) => write!(text, "{f}").unwrap(),
         }
+    }
+    // Ranged: each page as the model translates it (a tag is ignored or
+    // faults as the model says; a refused range is one the model faults at).
+    let first = word(data, 25) & !0xfff;
+    if let Ok(pages) = paging.translate_range(&memory, VirtAddr(first), VirtAddr(first | 0x3f_fff))
+    {
+        pages.fold((), |(), page| {
+            let expected = match translate(&words, regs, page.va.0) {
+                model_aarch64::Outcome::Mapped { pa, leaf, .. } => Some((pa, leaf)),
+                _ => None,
+            };
+            let got = page
+                .mapping
+                .map(|m| (page.pa().map_or(0, |pa| pa.0), m.descriptor.0));
+            assert_eq!(got, expected, "{regs:x?} page {:#x}", page.va.0);
+        });
     }
     // Shared and cyclic tables make enumeration grow as (table descriptors)^3:
     // bounded by enumerating only images with a few of them.

@@ -6,11 +6,14 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use vmwalk::walker::VirtAddr;
+use vmwalk::walker::aarch64::windbg::PteBlock;
 use vmwalk::walker::aarch64::{
-    DescriptorKind, Fault, FaultKind, Mapping, Paging, TableRestrictions, Translation,
+    DescriptorKind, Fault, FaultKind, Mapping, Paging, SelfMap, TableRestrictions, Translation,
 };
+use vmwalk::walker::{PhysAddr, PhysicalMemory};
 
 use crate::image::Image;
+use crate::pte::SelfMapChoice;
 
 /// `TCR_EL1.EPD0` and `EPD1`: walks through that TTBR are disabled.
 const EPD0: u64 = 1 << 7;
@@ -187,4 +190,49 @@ fn access_text(mapping: &Mapping) -> String {
     // `4K page at 0x..., EL1 rw, ...`: drop the size and address.
     text.split_once(", ")
         .map_or_else(|| text.clone(), |(_, rest)| rest.to_owned())
+}
+
+/// `pte`: the block `WinDbg`'s `!pte` prints on Windows for ARM64, for each
+/// address (an address outside both ranges: one line saying so).
+pub fn pte(
+    out: &mut dyn Write,
+    registers: &Registers,
+    image: &Image,
+    self_map: SelfMapChoice,
+    addresses: &[u64],
+) -> Result<()> {
+    let paging = registers.paging()?;
+    let self_map = match self_map {
+        SelfMapChoice::Index(index) => SelfMap::at(index as u64),
+        SelfMapChoice::Auto => SelfMap::find(&paging, image)
+            .map_err(|e| anyhow::anyhow!("reading TTBR1_EL1's level 0 table: {e}"))?
+            .context(
+                "no level 0 descriptor of TTBR1_EL1's table maps the page it is in (not Windows on ARM64?): give --self-map INDEX",
+            )?,
+    };
+    for (n, &va) in addresses.iter().enumerate() {
+        if n > 0 {
+            writeln!(out)?;
+        }
+        let path = match paging.translate(image, VirtAddr(va)) {
+            Ok(translation) => translation.path,
+            Err(fault) if fault.path.is_empty() => {
+                writeln!(out, "{fault}")?;
+                continue;
+            }
+            Err(fault) => fault.path,
+        };
+        let below_large_leaf = PteBlock::below_large_leaf(&path, VirtAddr(va))
+            .and_then(|at| image.read_u64(PhysAddr(at)).ok());
+        let block = PteBlock {
+            va: VirtAddr(va),
+            path: &path,
+            self_map,
+            below_large_leaf,
+        };
+        for line in block.lines() {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
 }

@@ -205,11 +205,12 @@ fn cli() -> ClapCommand {
                 .arg(Arg::new("explain").long("explain").action(ArgAction::SetTrue).help("Add every entry visited, and why an address does not translate"))
                 .arg(Arg::new("os").long("os").value_parser(["x86", "windows"]).default_value("x86").requires("explain").help("The words of --explain: x86 (Intel's entry names; not present is all the CPU knows) or windows (WinDbg's names, and Windows' software PTEs decoded as !pte does)")),
         )
-        .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does (--arch aarch64: every run of blocks and pages)").args(paging_args.clone()).args(arch_args))
+        .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does (--arch aarch64: every run of blocks and pages)").args(paging_args.clone()).args(arch_args.clone()))
         .subcommand(
             ClapCommand::new("pte")
-                .about("Print what WinDbg's `!pte ADDR` prints, for each address (a Windows CR3)")
+                .about("Print what WinDbg's `!pte ADDR` prints, for each address (a Windows CR3, or Windows on ARM64's TTBRs)")
                 .args(paging_args)
+                .args(arch_args)
                 .arg(Arg::new("addresses").value_name("ADDR").required_unless_present("addresses-from").num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3"))
                 .arg(addresses_from)
                 .arg(Arg::new("invalid-pte-mask").long("invalid-pte-mask").value_parser(parse_hex).help("nt!MiState.Hardware.InvalidPteMask, in hex [default: 1 << (MAXPHYADDR - 1), what Windows 10 1803+ computes; 0 before 1803]"))
@@ -410,7 +411,7 @@ fn dump_x86(out: &mut impl Write, paging: &PagingArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--arch aarch64`'s `translate` and `dump`; `None` for x86-64.
+/// `--arch aarch64`'s `translate`, `dump` and `pte`; `None` for x86-64.
 fn run_aarch64(command: &Command, out: &mut dyn Write) -> Option<Result<()>> {
     match command {
         Command::Translate {
@@ -440,7 +441,24 @@ fn run_aarch64(command: &Command, out: &mut dyn Write) -> Option<Result<()>> {
                 aarch64::dump(out, &registers, &image)
             })())
         }
-        Command::Pte { .. } => None,
+        Command::Pte {
+            paging,
+            addresses,
+            addresses_from,
+            invalid_pte_mask,
+            self_map,
+        } => {
+            let given = paging.aarch64.as_ref()?;
+            Some((|| {
+                if invalid_pte_mask.is_some() {
+                    bail!("--invalid-pte-mask is x64 Windows' L1TF mask, not --arch aarch64");
+                }
+                let registers = paging.aarch64_registers(given)?;
+                let addresses = all_addresses(addresses, addresses_from.as_ref())?;
+                let image = Image::open(&paging.image)?;
+                aarch64::pte(out, &registers, &image, *self_map, &addresses)
+            })())
+        }
     }
 }
 

@@ -19,15 +19,20 @@ const TCR_EL1: u64 = 0x0000_0615_b551_3511;
 /// Where the test puts the top-level page; any page-aligned address works.
 const DIRECTORY_TABLE_BASE: u64 = 0x7654_3000;
 
-/// Physical memory holding only the words the test wrote; other words read
-/// as 0 (the transcripts show 0 where the walk reads beyond its tables).
+/// Physical memory holding only the words the test wrote; any other word
+/// reads as a pattern no transcript shows, so a read the block should not
+/// make shows up in its lines.
 struct Sparse(HashMap<u64, u64>);
 
 impl PhysicalMemory for Sparse {
     type Error = std::convert::Infallible;
 
     fn read_u64(&self, addr: PhysAddr) -> Result<u64, Self::Error> {
-        Ok(self.0.get(&addr.0).copied().unwrap_or(0))
+        Ok(self
+            .0
+            .get(&addr.0)
+            .copied()
+            .unwrap_or(0x5a5a_5a5a_5a5a_5a5a))
     }
 }
 
@@ -122,17 +127,30 @@ fn pte_blocks_match_windbg_on_arm64() {
             Ok(t) => t.path,
             Err(fault) => panic!("{name}: {fault}"),
         };
-        let below_large_leaf = PteBlock::below_large_leaf(&path, VirtAddr(va))
-            .map(|at| memory.read_u64(PhysAddr(at)).expect("infallible"));
         let block = PteBlock {
             va: VirtAddr(va),
             path: &path,
             self_map,
-            below_large_leaf,
         };
         let ours: Vec<String> = block.lines().map(|l| l.to_string()).collect();
         // The VA line's indentation is not measurable in a screenshot.
         assert_eq!(ours[0].trim(), lines[0].trim(), "{name}: VA line");
         assert_eq!(ours[1..], lines[1..], "{name}");
+    }
+}
+
+/// The self-map names a user address's descriptors only when `TTBR0_EL1`'s
+/// table is the self-map's page (Windows' layout), as `!pte` needs.
+#[test]
+fn the_self_map_names_user_descriptors_only_in_windows_layout() {
+    let map = SelfMap::at(0x151);
+    let (user, kernel) = (VirtAddr(0x7ff6_c000_1000), VirtAddr(0xffff_f800_0000_0000));
+    let windows = Paging::from_registers(0x1000, 0x1800, TCR_EL1).expect("modelled");
+    assert!(map.names(&windows, user) && map.names(&windows, kernel));
+    // TTBR0 in another page, or in the upper half of the same page.
+    for ttbr0 in [0x5000, 0x1800] {
+        let elsewhere = Paging::from_registers(ttbr0, 0x1800, TCR_EL1).expect("modelled");
+        assert!(!map.names(&elsewhere, user), "TTBR0 {ttbr0:#x}");
+        assert!(map.names(&elsewhere, kernel));
     }
 }

@@ -8,15 +8,12 @@ use super::{Arm64Registers, KernelApi, KernelMemory};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
 use crate::walker::aarch64::windbg::PteBlock;
 use crate::walker::aarch64::{DescriptorKind, Paging, Path, SelfMap, VaRange};
-use crate::walker::{PhysAddr, PhysicalMemory, VirtAddr};
+use crate::walker::{PhysAddr, VirtAddr};
 
 /// The translation regime and the self-map.
 pub(super) struct Arm64Tables {
     paging: Paging,
     self_map: Option<SelfMap>,
-    /// Both TTBRs' tables are in one page (as on Windows): the self-map
-    /// also names the descriptors of lower-range (user) addresses.
-    shared_table: bool,
 }
 
 impl Arm64Tables {
@@ -79,7 +76,6 @@ impl Arm64Tables {
         Some(Self {
             paging,
             self_map: find_self_map(kernel, &paging, memory),
-            shared_table,
         })
     }
 
@@ -108,7 +104,7 @@ impl Arm64Tables {
         }
         let self_map = self
             .self_map
-            .filter(|_| range == VaRange::Upper || self.shared_table);
+            .filter(|map| map.names(&self.paging, VirtAddr(va)));
         for visited in path.iter() {
             let kind = match visited.descriptor.kind(visited.level) {
                 DescriptorKind::Invalid => "invalid",
@@ -137,7 +133,7 @@ impl Arm64Tables {
             }
         }
         if let Some(map) = self_map {
-            log_pte_block(kernel, memory, map, va, &path);
+            log_pte_block(kernel, map, va, &path);
         }
         match result {
             Ok(translation) => Ok(Walked {
@@ -151,24 +147,15 @@ impl Arm64Tables {
 }
 
 /// Logs the block `!pte va` prints on ARM64, line for line.
-fn log_pte_block<K: KernelApi>(
-    kernel: &K,
-    memory: &KernelMemory<'_, K>,
-    self_map: SelfMap,
-    va: u64,
-    path: &Path,
-) {
+fn log_pte_block<K: KernelApi>(kernel: &K, self_map: SelfMap, va: u64, path: &Path) {
     // An address outside both ranges has no descriptors to show.
     if path.is_empty() {
         return;
     }
-    let below_large_leaf = PteBlock::below_large_leaf(path, VirtAddr(va))
-        .and_then(|at| memory.read_u64(PhysAddr(at)).ok());
     let block = PteBlock {
         va: VirtAddr(va),
         path,
         self_map,
-        below_large_leaf,
     };
     log(
         kernel,

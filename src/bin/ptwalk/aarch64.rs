@@ -10,7 +10,6 @@ use vmwalk::walker::aarch64::windbg::PteBlock;
 use vmwalk::walker::aarch64::{
     DescriptorKind, Fault, FaultKind, Mapping, Paging, SelfMap, TableRestrictions, Translation,
 };
-use vmwalk::walker::{PhysAddr, PhysicalMemory};
 
 use crate::image::Image;
 use crate::pte::SelfMapChoice;
@@ -214,6 +213,13 @@ pub fn pte(
         if n > 0 {
             writeln!(out)?;
         }
+        if !self_map.names(&paging, VirtAddr(va)) {
+            writeln!(
+                out,
+                "{va:#x}: TTBR0_EL1's table is not the self-map's page: !pte names no descriptor of it"
+            )?;
+            continue;
+        }
         let path = match paging.translate(image, VirtAddr(va)) {
             Ok(translation) => translation.path,
             Err(fault) if fault.path.is_empty() => {
@@ -222,13 +228,10 @@ pub fn pte(
             }
             Err(fault) => fault.path,
         };
-        let below_large_leaf = PteBlock::below_large_leaf(&path, VirtAddr(va))
-            .and_then(|at| image.read_u64(PhysAddr(at)).ok());
         let block = PteBlock {
             va: VirtAddr(va),
             path: &path,
             self_map,
-            below_large_leaf,
         };
         for line in block.lines() {
             writeln!(out, "{line}")?;

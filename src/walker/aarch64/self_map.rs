@@ -87,10 +87,25 @@ impl SelfMap {
         VirtAddr(0xffff_0000_0000_0000 | self.index << Level::L0.shift())
     }
 
+    /// Whether [`Self::entry_address`] names the descriptors of `va`'s walk:
+    /// always for an upper-range address; for a lower-range one only when
+    /// `TTBR0_EL1`'s table is the page itself (its lower half, or all of
+    /// it), walked from level 0 (47 or 48 bits), as Windows sets it.
+    #[must_use]
+    pub const fn names(&self, paging: &Paging, va: VirtAddr) -> bool {
+        let (lower, upper) = (paging.range(VaRange::Lower), paging.range(VaRange::Upper));
+        match VaRange::of(va.0) {
+            VaRange::Upper => true,
+            VaRange::Lower => {
+                lower.table_base() == upper.table_base() & !0xfff && lower.va_bits >= 47
+            }
+        }
+    }
+
     /// The virtual address of the `level` descriptor that maps `va`.
     ///
     /// Through the upper range's table: right for lower-range addresses only
-    /// when both TTBRs' tables are in one page, as on Windows.
+    /// where [`Self::names`] says so, as on Windows.
     #[must_use]
     pub const fn entry_address(&self, va: VirtAddr, level: Level) -> VirtAddr {
         // Each pass through the self-map moves one level up.

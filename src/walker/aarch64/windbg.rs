@@ -21,7 +21,10 @@
 //! and they are printed as `-`. Which XN bit column 3 reads for a user
 //! address is inferred (the user transcript has both set), as MemProcFS
 //! reads it. Invalid descriptors print `not valid`: Windows's ARM64
-//! software-PTE layout is not decoded.
+//! software-PTE layout is not decoded. Below a 2 MiB block the PTE column
+//! `contains` 0: unlike x64's, the PDE read through the self-map as a
+//! level 3 descriptor is a reserved encoding (0b01), so that read faults
+//! (the transcript shows 0).
 
 use core::fmt;
 
@@ -99,9 +102,6 @@ pub struct PteBlock<'a> {
     pub path: &'a Path,
     /// Where the descriptors are visible in virtual memory.
     pub self_map: SelfMap,
-    /// Below a 2 MiB block, `WinDbg` still reads the would-be PTE through
-    /// the self-map: the 8 bytes at [`PteBlock::below_large_leaf`].
-    pub below_large_leaf: Option<u64>,
 }
 
 impl<'a> PteBlock<'a> {
@@ -109,16 +109,6 @@ impl<'a> PteBlock<'a> {
     pub fn lines(&self) -> impl Iterator<Item = PteLine<'a>> + use<'a> {
         let block = *self;
         (0..4).map(move |line| PteLine { block, line })
-    }
-
-    /// Where the value below a 2 MiB block lies: the block's frame plus the
-    /// level 3 index of `va`, as the self-map reads it.
-    #[must_use]
-    pub fn below_large_leaf(path: &Path, va: VirtAddr) -> Option<u64> {
-        let leaf = path.iter().last()?;
-        let block =
-            leaf.level == Level::L2 && leaf.descriptor.kind(leaf.level) == DescriptorKind::Block;
-        block.then(|| leaf.descriptor.output_address(12) + Level::L3.index(va.0) * 8)
     }
 }
 
@@ -150,7 +140,15 @@ impl fmt::Display for PteLine<'_> {
                 separate(f, 23, i + 1 < Level::ALL.len())
             }),
             2 => {
-                let below = block.below_large_leaf.filter(|_| count < 4);
+                // Below a 2 MiB block: 0, the read through the self-map faults.
+                let below = visited
+                    .iter()
+                    .flatten()
+                    .last()
+                    .filter(|v| {
+                        v.level == Level::L2 && v.descriptor.kind(v.level) == DescriptorKind::Block
+                    })
+                    .map(|_| 0);
                 let total = count + usize::from(below.is_some());
                 visited
                     .iter()

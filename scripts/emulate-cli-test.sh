@@ -31,8 +31,8 @@ expect "--registry without NAME=VALUE fails before building" 1 \
 expect "an unknown option fails before building" 1 \
     "emulate.sh: unrecognized arguments: --no-such-option" err \
     scripts/emulate.sh --no-such-option
-expect "--arm64 without --check-image fails before building: the emulator runs x86 only" 2 \
-    "emulate.sh: --arm64 goes with --check-image alone: the emulator (speakeasy) runs x86 code only" err \
+expect "--arm64 with an x64 harness option fails before building" 2 \
+    "emulate.sh: --arm64 takes only --check-image: the other options drive the x64 harness (speakeasy)" err \
     env CARGO=/bin/false scripts/emulate.sh --arm64 --la57
 for call in MmCopyMemory IoAllocateMdl; do
     if scripts/emulate.sh --fail "$call" 2>/dev/null | grep -q "^harness: --fail $call: DriverEntry returned 0x[0-9A-F]*, as it must: "; then

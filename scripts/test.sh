@@ -48,7 +48,7 @@ step "vmwalk.sys: standalone build" scripts/build-sys.sh
 step "WDK backend against wdk-sys 0.2.0's bindgen output (check, clippy, link)" scripts/check-wdk-bindings.sh
 step "vmwalk.sys: image checks (and broken copies fail)" scripts/emulate.sh --check-image
 step "clippy (driver, aarch64-pc-windows-msvc)" scripts/build-sys.sh --clippy --target aarch64
-step "vmwalk.sys for ARM64: standalone build, image checks incl. its mrs of TTBR0/TTBR1/TCR (and broken copies fail)" scripts/emulate.sh --check-image --arm64
+step "vmwalk.sys for ARM64: standalone build, image checks incl. its mrs of TTBR0/TTBR1/TCR, DriverEntry/DriverUnload under unicorn's AArch64 CPU (and broken copies and harnesses fail)" scripts/emulate.sh --check-image --arm64
 step "emulator: harness self-test" scripts/emulate.sh --self-test
 step "emulator: DriverEntry and DriverUnload" scripts/emulate.sh
 step "emulator: fault injection" scripts/emulate.sh --fault-injection

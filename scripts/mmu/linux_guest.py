@@ -134,7 +134,11 @@ def initramfs():
 
 
 class Guest:
-    """A booted guest whose RAM is a host file (so the image needs no dump)."""
+    """A booted guest whose RAM is a host file (so the image needs no dump).
+    Subclasses name another QEMU, its machine and its console."""
+
+    QEMU = "qemu-system-x86_64"
+    CONSOLE = "ttyS0"
 
     def __init__(self, name, cfg, vmlinuz, initrd, tmp):
         self.name, self.cfg = name, cfg
@@ -142,13 +146,12 @@ class Guest:
         self.serial = tmp / f"{name}.serial"
         sock = tmp / f"{name}.qmp"
         cmd = [
-            "qemu-system-x86_64", "-nodefaults", "-display", "none", "-no-reboot",
-            "-machine", "pc,accel=tcg,memory-backend=ram0", "-m", f"{cfg['mem_mib']}M",
+            self.QEMU, "-nodefaults", "-display", "none", "-no-reboot",
+            *self.machine_args(cfg), "-m", f"{cfg['mem_mib']}M",
             "-object", f"memory-backend-file,id=ram0,size={cfg['mem_mib']}M,"
                        f"mem-path={self.ram},share=on",
-            "-cpu", cfg["cpu"], "-smp", "1",
             "-kernel", str(vmlinuz), "-initrd", str(initrd),
-            "-append", f"console=ttyS0 quiet panic=-1 {cfg['append']}",
+            "-append", f"console={self.CONSOLE} quiet panic=-1 {cfg['append']}",
             "-serial", f"file:{self.serial}", "-qmp", f"unix:{sock},server=on,wait=off",
         ]
         self.stderr = tmp / f"{name}.stderr"  # a file: a full pipe would stall QEMU
@@ -161,6 +164,9 @@ class Guest:
             self.proc.wait()
             self.ram.unlink(missing_ok=True)
             raise
+
+    def machine_args(self, cfg):
+        return ["-machine", "pc,accel=tcg,memory-backend=ram0", "-cpu", cfg["cpu"], "-smp", "1"]
 
     def wait_ready(self, timeout=180):
         deadline = time.monotonic() + timeout
@@ -274,10 +280,10 @@ def gva2gpa(qmp, va):
     raise RuntimeError(f"gva2gpa 0x{va:x}: unexpected answer {ans!r}")
 
 
-def ptwalk(exe, args):
-    r = subprocess.run([str(exe), *args], capture_output=True, text=True)
+def ptwalk(exe, args, stdin=None):
+    r = subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True)
     if r.returncode:
-        raise RuntimeError(f"ptwalk {' '.join(args[:5])} ...: exit {r.returncode}: {r.stderr.strip()}")
+        raise RuntimeError(f"ptwalk {' '.join(args[:9])} ...: exit {r.returncode}: {r.stderr.strip()}")
     return r.stdout
 
 
@@ -425,13 +431,14 @@ def run_guest(name, cfg, vmlinuz, initrd, tmp, exe, write_fixtures, rng):
     return bad
 
 
-def fixture_subset(answers):
-    """~500 of the answers, every category kept, sorted (gzips better): ~4 KB."""
-    quota = {"kernel": 120, "user": 120, "edge": 80}
+def fixture_subset(answers, quota=None, others=60):
+    """~500 of the answers, every category kept (`quota` of each, `others` of
+    a category it does not name), sorted (gzips better): ~4 KB."""
+    quota = quota or {"kernel": 120, "user": 120, "edge": 80}
     by_cat = {}
     for a in answers:
         by_cat.setdefault(a[0], []).append(a)
-    return sorted((a for cat, group in by_cat.items() for a in group[:quota.get(cat, 60)]),
+    return sorted((a for cat, group in by_cat.items() for a in group[:quota.get(cat, others)]),
                   key=lambda a: a[1])
 
 

@@ -38,12 +38,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import linux_guest  # noqa: E402
 from gdbstub import Gdb  # noqa: E402
-from qmp import Qmp  # noqa: E402
+from linux_guest import FIXTURES, PTWALK_BUILD, ROOT, fixture_subset, gva2gpa, log, ptwalk, skip  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "linux-guest-aarch64"
-FIXTURES = ROOT / "tests" / "fixtures"
 PACKAGE = "debian-installer-12-netboot-arm64"
 IMAGES = "./usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64"
 # What busybox needs from the installer's initrd (it is dynamically linked).
@@ -51,7 +50,6 @@ ROOTFS = ["bin/busybox", "lib/ld-linux-aarch64.so.1",
           "lib/aarch64-linux-gnu/ld-linux-aarch64.so.1", "lib/aarch64-linux-gnu/libc.so.6"]
 RAM_BASE = 0x4000_0000  # physical address of RAM on `virt`
 OA_MASK = 0x0000_FFFF_FFFF_F000  # bits 47:12 of a descriptor
-PTWALK_BUILD = ["cargo", "build", "--release", "--quiet", "--features", "ptwalk", "--bin", "ptwalk"]
 
 # cortex-a57 has no E0PD, so a kernel with KASLR forces KPTI on: at EL0 TTBR1
 # holds the trampoline table. Without KASLR KPTI stays off. rodata=off lets
@@ -84,16 +82,6 @@ echo 1 > /proc/$loop/clear_refs
 echo VMWALK-READY > /dev/ttyAMA0
 wait
 """
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def skip(why):
-    """Exit 77 (automake's "skipped"): the check could not run, it did not fail."""
-    log(f"SKIP: {why}")
-    sys.exit(77)
 
 
 def ensure_packages():
@@ -175,49 +163,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Guest:
-    """A booted guest whose RAM is a host file (tables are read from it while
-    the CPU is stopped) with a QMP monitor and a gdbstub."""
+class Guest(linux_guest.Guest):
+    """linux_guest's guest on QEMU's arm64 `virt` board, with a gdbstub for
+    the system registers (tables are read from its RAM file while stopped)."""
+
+    QEMU = "qemu-system-aarch64"
+    CONSOLE = "ttyAMA0"
 
     def __init__(self, name, cfg, kernel, initrd, tmp):
-        self.name, self.cfg = name, cfg
-        self.ram = Path(f"/dev/shm/vmwalk-aarch64-{name}-{os.getpid()}")
-        self.serial = tmp / f"{name}.serial"
-        self.gdb_port = free_port()
-        sock = tmp / f"{name}.qmp"
-        cmd = [
-            "qemu-system-aarch64", "-nodefaults", "-display", "none", "-no-reboot",
-            "-machine", "virt,memory-backend=ram0", "-cpu", "cortex-a57", "-smp", "1",
-            "-nic", "none", "-m", f"{cfg['mem_mib']}M",
-            "-object", f"memory-backend-file,id=ram0,size={cfg['mem_mib']}M,"
-                       f"mem-path={self.ram},share=on",
-            "-kernel", str(kernel), "-initrd", str(initrd),
-            "-append", f"console=ttyAMA0 quiet panic=-1 {cfg['append']}",
-            "-serial", f"file:{self.serial}", "-qmp", f"unix:{sock},server=on,wait=off",
-            "-gdb", f"tcp:127.0.0.1:{self.gdb_port}",
-        ]
-        self.stderr = tmp / f"{name}.stderr"  # a file: a full pipe would stall QEMU
-        with open(self.stderr, "wb") as err:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         self.gdb = None
-        try:
-            self.qmp = Qmp(str(sock))
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
-            self.ram.unlink(missing_ok=True)
-            raise
+        super().__init__(f"aarch64-{name}", cfg, kernel, initrd, tmp)
+        self.name = name
 
-    def wait_ready(self, timeout=180):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                sys.exit(f"{self.name}: QEMU exited: {self.stderr.read_text(errors='replace')}")
-            if self.serial.exists() and b"VMWALK-READY" in self.serial.read_bytes():
-                return
-            time.sleep(0.2)
-        sys.exit(f"{self.name}: no VMWALK-READY on the serial console after {timeout}s:\n"
-                 + self.serial.read_text(errors="replace")[-2000:])
+    def machine_args(self, cfg):
+        self.gdb_port = free_port()
+        return ["-machine", "virt,memory-backend=ram0", "-cpu", "cortex-a57", "-smp", "1",
+                "-nic", "none", "-gdb", f"tcp:127.0.0.1:{self.gdb_port}"]
 
     def attach(self):
         self.gdb = Gdb("127.0.0.1", self.gdb_port)  # QEMU stops the guest for it
@@ -231,12 +192,7 @@ class Guest:
     def close(self):
         if self.gdb:
             self.gdb.close()
-        try:
-            self.qmp.execute("quit")
-        except Exception:
-            self.proc.kill()
-        self.proc.wait(timeout=30)
-        self.ram.unlink(missing_ok=True)
+        super().close()
 
 
 class Tcr:
@@ -333,15 +289,6 @@ def sample(leaves, old, tcr, rng):
     return out
 
 
-def gva2gpa(qmp, va):
-    ans = qmp.hmp(f"gva2gpa 0x{va:x}").strip()
-    if ans.startswith("gpa: "):
-        return int(ans[5:], 16)
-    if ans == "Unmapped":
-        return None
-    raise RuntimeError(f"gva2gpa 0x{va:x}: unexpected answer {ans!r}")
-
-
 def ask(guest, regs, sampled):
     """gva2gpa of every address in every view: (cat, va, (el1, el1-pan, el0))."""
     cpsr = regs["cpsr"]
@@ -354,13 +301,6 @@ def ask(guest, regs, sampled):
     finally:
         guest.gdb.write("cpsr", cpsr)  # as it was before the guest runs on
     return [(cat, va, tuple(answers[v][i] for v in VIEWS)) for i, (cat, va) in enumerate(sampled)]
-
-
-def ptwalk(exe, args, stdin=None):
-    r = subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError(f"ptwalk {' '.join(args[:9])} ...: exit {r.returncode}: {r.stderr.strip()}")
-    return r.stdout
 
 
 def expected_views(j):
@@ -442,16 +382,6 @@ def fixture_bytes(regs, view, pages, answers):
     return head + body + f"gva2gpa {len(answers)} {' '.join(VIEWS)}\n{g}".encode()
 
 
-def fixture_subset(answers):
-    """~500 of the answers, every category kept, sorted (gzips better)."""
-    quota = {"kernel": 110, "user": 110, "edge": 80}
-    by_cat = {}
-    for a in answers:
-        by_cat.setdefault(a[0], []).append(a)
-    return sorted((a for cat, group in by_cat.items() for a in group[:quota.get(cat, 40)]),
-                  key=lambda a: a[1])
-
-
 def capture(g, name, kind, regs, tcr, pages, leaves, old, exe, tmp, write_fixtures, rng):
     """Asks the oracle about one stopped state and checks ptwalk; returns the
     number of disagreements."""
@@ -482,7 +412,7 @@ def capture(g, name, kind, regs, tcr, pages, leaves, old, exe, tmp, write_fixtur
     finally:
         core.unlink(missing_ok=True)
     # The fixture: its pages alone, as a sparse raw image, must give the same answers.
-    sub = fixture_subset(answers)
+    sub = fixture_subset(answers, {"kernel": 110, "user": 110, "edge": 80}, 40)
     sparse = tmp / f"{name}-{kind}.sparse"
     with open(sparse, "wb") as f:
         for pa, data in pages.items():

@@ -26,6 +26,7 @@
     clippy::missing_const_for_fn
 )]
 
+mod fixtures;
 mod fixtures_aarch64;
 mod model_aarch64;
 

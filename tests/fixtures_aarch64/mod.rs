@@ -1,6 +1,7 @@
 //! The committed AArch64 Linux-guest fixtures, decoded.
 //! `scripts/mmu/linux_guest_aarch64.py --write-fixtures` writes them as
-//! `tests/fixtures/linux-aarch64-*.fixture.gz`.
+//! `tests/fixtures/linux-aarch64-*.fixture.gz`. The table pages and the
+//! text fields are read as `tests/fixtures/mod.rs` reads the x86-64 ones.
 //!
 //! Format (gzip): the line `vmwalk-linux-aarch64-fixture 1`; header lines
 //! `key value`: `ttbr0`, `ttbr1`, `tcr`, `cpsr` in hex as the gdbstub read
@@ -17,53 +18,12 @@
     reason = "each crate that includes this uses a part"
 )]
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::Read as _;
 
 use flate2::read::GzDecoder;
-use vmwalk::walker::{PhysAddr, PhysicalMemory};
 
-/// The saved table pages; any other read fails, so a walk that strays
-/// outside the tables the guest had shows up as a failed read.
-pub struct Tables(pub HashMap<u64, Vec<u64>>);
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct NotInFixture(PhysAddr);
-
-impl std::fmt::Display for NotInFixture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "physical {} is not a saved table page", self.0)
-    }
-}
-
-impl PhysicalMemory for Tables {
-    type Error = NotInFixture;
-
-    fn read_u64(&self, addr: PhysAddr) -> Result<u64, NotInFixture> {
-        let (page, index) = (addr.0 & !0xfff, (addr.0 & 0xfff) / 8);
-        self.0
-            .get(&page)
-            .and_then(|entries| entries.get(usize::try_from(index).ok()?))
-            .copied()
-            .ok_or(NotInFixture(addr))
-    }
-}
-
-impl Tables {
-    /// Every saved descriptor by physical address: the reference model's
-    /// memory (`tests/model_aarch64`), where a missing word cannot be read either.
-    pub fn words(&self) -> BTreeMap<u64, u64> {
-        self.0
-            .iter()
-            .flat_map(|(&page, entries)| {
-                (0..)
-                    .step_by(8)
-                    .map(move |at| page + at)
-                    .zip(entries.iter().copied())
-            })
-            .collect()
-    }
-}
+pub use crate::fixtures::{NotInFixture, Tables};
+use crate::fixtures::{field, hex, line};
 
 /// What QEMU answered for one address, by how the CPU was set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,28 +48,8 @@ pub struct Fixture {
     pub gva2gpa: Vec<(u64, Answers)>,
 }
 
-fn hex(s: &str) -> u64 {
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex number")
-}
-
 fn answer(s: &str) -> Option<u64> {
     (s != "-").then(|| hex(s))
-}
-
-/// Splits off the first line of `data`, returning it as text.
-fn line<'a>(data: &mut &'a [u8]) -> &'a str {
-    let end = data.iter().position(|&b| b == b'\n').expect("a line");
-    let text = std::str::from_utf8(&data[..end]).expect("UTF-8 line");
-    *data = &data[end + 1..];
-    text
-}
-
-/// `key value` from the next line.
-fn field<'a>(data: &mut &'a [u8], key: &str) -> &'a str {
-    let text = line(data);
-    let (k, value) = text.split_once(' ').expect("key value");
-    assert_eq!(k, key, "fixture line {text:?}");
-    value
 }
 
 /// Reads `tests/fixtures/<name>`.
@@ -127,22 +67,7 @@ pub fn load(name: &str) -> Fixture {
     let cpsr = hex(field(data, "cpsr"));
     let stopped = field(data, "stopped").to_owned();
 
-    let pages: usize = field(data, "pages").parse().expect("page count");
-    let mut tables = HashMap::new();
-    for record in data[..pages * 4104].chunks_exact(4104) {
-        let mut words = record
-            .chunks_exact(8)
-            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
-        let addr = words.next().expect("page address");
-        let entries = words
-            .scan(0u64, |prev, delta| {
-                *prev = prev.wrapping_add(delta);
-                Some(*prev)
-            })
-            .collect();
-        tables.insert(addr, entries);
-    }
-    *data = &data[pages * 4104..];
+    let tables = Tables::read(data);
 
     let (count, views) = field(data, "gva2gpa").split_once(' ').expect("count views");
     assert_eq!(views, "el1 el1-pan el0");
@@ -167,7 +92,7 @@ pub fn load(name: &str) -> Fixture {
         tcr,
         cpsr,
         stopped,
-        tables: Tables(tables),
+        tables,
         gva2gpa,
     }
 }

@@ -2,7 +2,7 @@
 //! the level 0 self-map, and each descriptor with the virtual address
 //! Windows gives it.
 
-use super::inspect::{Leaf, Split, WalkFailed, Walked};
+use super::inspect::{self, Leaf, Split, WalkFailed, Walked};
 use super::line::log;
 use super::{Arm64Registers, KernelApi, KernelMemory};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
@@ -157,14 +157,7 @@ fn log_pte_block<K: KernelApi>(kernel: &K, self_map: SelfMap, va: u64, path: &Pa
         path,
         self_map,
     };
-    log(
-        kernel,
-        DPFLTR_INFO_LEVEL,
-        format_args!("vmwalk: as !pte {va:#x} shows it:\n"),
-    );
-    for line in block.lines() {
-        log(kernel, DPFLTR_INFO_LEVEL, format_args!("vmwalk: {line}\n"));
-    }
+    inspect::log_pte_block(kernel, va, block.lines());
 }
 
 /// Finds and logs the level 0 descriptor that maps its own table.

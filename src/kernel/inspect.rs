@@ -254,3 +254,20 @@ impl<'k, K: KernelApi> Walker<'k, K> {
         Some(walked)
     }
 }
+
+/// Logs the block `!pte va` prints, after a line saying so: each
+/// architecture's `PteBlock` lines.
+pub(super) fn log_pte_block<K: KernelApi, L: fmt::Display>(
+    kernel: &K,
+    va: u64,
+    lines: impl IntoIterator<Item = L>,
+) {
+    log(
+        kernel,
+        DPFLTR_INFO_LEVEL,
+        format_args!("vmwalk: as !pte {va:#x} shows it:\n"),
+    );
+    for line in lines {
+        log(kernel, DPFLTR_INFO_LEVEL, format_args!("vmwalk: {line}\n"));
+    }
+}

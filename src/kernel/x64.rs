@@ -1,7 +1,7 @@
 //! The driver's walks on x64: CR3, CR4 and EFER, the PML4 (or PML5)
 //! self-map, each entry as `!pte` names it, and the block `!pte` prints.
 
-use super::inspect::{Leaf, Split, WalkFailed, Walked};
+use super::inspect::{self, Leaf, Split, WalkFailed, Walked};
 use super::line::log;
 use super::{KernelApi, KernelMemory, X64Registers};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
@@ -125,14 +125,7 @@ impl X64Tables {
             invalid_pte_mask: self.invalid_pte_mask,
             below_large_leaf,
         };
-        log(
-            kernel,
-            DPFLTR_INFO_LEVEL,
-            format_args!("vmwalk: as !pte {va:#x} shows it:\n"),
-        );
-        for line in block.lines() {
-            log(kernel, DPFLTR_INFO_LEVEL, format_args!("vmwalk: {line}\n"));
-        }
+        inspect::log_pte_block(kernel, va, block.lines());
     }
 }
 

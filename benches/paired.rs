@@ -35,10 +35,7 @@ fn main() {
     let plan = machine.chase_plan(&addresses);
     let (paging, root) = (machine.paging, machine.paging.root().0);
     let (words, memory) = (machine.image.words(), machine.image.memory());
-    let pages: Vec<u64> = (0..BATCH as u64)
-        .map(|i| common::HEAP_RANGE + i * 4096)
-        .collect();
-    let last = common::HEAP_RANGE + BATCH as u64 * 4096 - 1;
+    let (pages, last) = heap_pages();
     let mut level_4 = machine.image.x86_64_level_4(root);
     let table = machine.image.x86_64_table(&mut level_4);
 
@@ -71,11 +68,7 @@ fn main() {
         ),
         (
             "translate/pointer_chase",
-            Box::new(|| {
-                black_box(&plan).iter().fold(0u64, |sum, &(va, loads)| {
-                    sum.wrapping_add(pointer_chase::<4>(words, root, va, loads))
-                })
-            }),
+            Box::new(|| chase(words, root, black_box(&plan[..]))),
         ),
         (
             "range/ranged/4k",
@@ -103,26 +96,17 @@ fn main() {
     assert_eq!(expected[3], expected[4], "ranged and independent agree");
 
     measure(&mut contenders);
-    arm64(&addresses);
+    arm64(&addresses, &plan);
 }
 
-/// The mixed image as ARM64 descriptors, the same addresses and pages.
-fn arm64(addresses: &[u64]) {
+/// The mixed image as ARM64 descriptors, the same addresses and pages; the
+/// same tables, so the same chase plan.
+fn arm64(addresses: &[u64], plan: &[(u64, u32)]) {
     let machine = common::mixed_aarch64();
     let (paging, root) = (machine.paging, machine.root);
     let (words, memory) = (machine.image.words(), machine.image.memory());
     let roots = common::aarch64_paging_roots(&machine);
-    let plan: Vec<(u64, u32)> = addresses
-        .iter()
-        .map(|&va| {
-            let t = paging.translate(&memory, VirtAddr(va)).expect("mapped");
-            (va, t.path.len() as u32)
-        })
-        .collect();
-    let pages: Vec<u64> = (0..BATCH as u64)
-        .map(|i| common::HEAP_RANGE + i * 4096)
-        .collect();
-    let last = common::HEAP_RANGE + BATCH as u64 * 4096 - 1;
+    let (pages, last) = heap_pages();
     let translate = |addresses: &[u64]| {
         addresses.iter().fold(0u64, |sum, &va| {
             let pa = paging
@@ -146,11 +130,7 @@ fn arm64(addresses: &[u64]) {
         ),
         (
             "arm64/translate/pointer_chase",
-            Box::new(|| {
-                black_box(&plan).iter().fold(0u64, |sum, &(va, loads)| {
-                    sum.wrapping_add(pointer_chase::<4>(words, root, va, loads))
-                })
-            }),
+            Box::new(|| chase(words, root, black_box(plan))),
         ),
         (
             "arm64/range/ranged/4k",
@@ -177,6 +157,21 @@ fn arm64(addresses: &[u64]) {
     assert_eq!(expected[0], expected[2], "the chase agrees");
     assert_eq!(expected[3], expected[4], "ranged and independent agree");
     measure(&mut contenders);
+}
+
+/// The `BATCH` heap pages of the ranged contenders, and the last byte.
+fn heap_pages() -> (Vec<u64>, u64) {
+    let pages = (0..BATCH as u64)
+        .map(|i| common::HEAP_RANGE + i * 4096)
+        .collect();
+    (pages, common::HEAP_RANGE + BATCH as u64 * 4096 - 1)
+}
+
+/// The pointer chase of every planned address, summed.
+fn chase(words: &[u64], root: u64, plan: &[(u64, u32)]) -> u64 {
+    plan.iter().fold(0u64, |sum, &(va, loads)| {
+        sum.wrapping_add(pointer_chase::<4>(words, root, va, loads))
+    })
 }
 
 /// Times the contenders in interleaved rounds; prints each one's median.

@@ -171,7 +171,7 @@ pub struct PteLine<'a> {
 }
 
 /// Pads to the next column, unless nothing follows.
-fn separate(f: &mut fmt::Formatter<'_>, written: usize, more: bool) -> fmt::Result {
+pub(crate) fn separate(f: &mut fmt::Formatter<'_>, written: usize, more: bool) -> fmt::Result {
     if more {
         (written..COLUMN).try_for_each(|_| f.write_str(" "))?;
     }

@@ -32,13 +32,11 @@ use super::descriptor::{Descriptor, DescriptorKind, Level};
 use super::fault::Path;
 use super::self_map::SelfMap;
 use crate::walker::VirtAddr;
+use crate::walker::windbg::separate;
 
 /// `_MMPTE_HARDWARE.Writable`: bit 55, a software bit (writes are allowed
 /// by AP\[2\], which Windows calls NotDirty, once the page is dirty).
 pub const WRITABLE: u64 = 1 << 55;
-
-/// Width of one `!pte` column.
-const COLUMN: usize = 27;
 
 /// The names `!pte` gives the levels on ARM64 (x64's).
 const fn name(level: Level) -> &'static str {
@@ -117,14 +115,6 @@ impl<'a> PteBlock<'a> {
 pub struct PteLine<'a> {
     block: PteBlock<'a>,
     line: usize,
-}
-
-/// Pads to the next column, unless nothing follows.
-fn separate(f: &mut fmt::Formatter<'_>, written: usize, more: bool) -> fmt::Result {
-    if more {
-        (written..COLUMN).try_for_each(|_| f.write_str(" "))?;
-    }
-    Ok(())
 }
 
 impl fmt::Display for PteLine<'_> {

@@ -7,7 +7,7 @@ use super::line::log;
 use super::{Arm64Registers, KernelApi, KernelMemory};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
 use crate::walker::aarch64::windbg::PteBlock;
-use crate::walker::aarch64::{DescriptorKind, Paging, Path, SelfMap, VaRange};
+use crate::walker::aarch64::{Paging, Path, SelfMap, VaRange};
 use crate::walker::{PhysAddr, VirtAddr};
 
 /// The translation regime and the self-map.
@@ -106,13 +106,7 @@ impl Arm64Tables {
             .self_map
             .filter(|map| map.names(&self.paging, VirtAddr(va)));
         for visited in path.iter() {
-            let kind = match visited.descriptor.kind(visited.level) {
-                DescriptorKind::Invalid => "invalid",
-                DescriptorKind::Reserved => "reserved encoding",
-                DescriptorKind::Table => "table",
-                DescriptorKind::Block => "block",
-                DescriptorKind::Page => "page",
-            };
+            let kind = visited.descriptor.kind(visited.level);
             let (level, at, descriptor) = (visited.level, visited.addr.0, visited.descriptor);
             match self_map {
                 Some(map) => log(

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use vmwalk::walker::VirtAddr;
 use vmwalk::walker::aarch64::windbg::PteBlock;
 use vmwalk::walker::aarch64::{
-    DescriptorKind, Fault, FaultKind, Mapping, Paging, SelfMap, TableRestrictions, Translation,
+    Fault, FaultKind, Mapping, Paging, SelfMap, TableRestrictions, Translation,
 };
 
 use crate::image::Image;
@@ -93,13 +93,7 @@ fn text_lines(va: u64, result: &Walk, explain: bool) -> String {
             Err(fault) => (fault.path, fault.kind.to_string()),
         };
         for visited in path.iter() {
-            let kind = match visited.descriptor.kind(visited.level) {
-                DescriptorKind::Invalid => "invalid",
-                DescriptorKind::Reserved => "reserved encoding",
-                DescriptorKind::Table => "table",
-                DescriptorKind::Block => "block",
-                DescriptorKind::Page => "page",
-            };
+            let kind = visited.descriptor.kind(visited.level);
             let _ = writeln!(
                 text,
                 "    {} at phys {:#x}: {} ({kind})",

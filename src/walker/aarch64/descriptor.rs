@@ -89,6 +89,19 @@ pub enum DescriptorKind {
     Page,
 }
 
+/// `invalid`, `reserved encoding`, `table`, `block` or `page`.
+impl fmt::Display for DescriptorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Invalid => "invalid",
+            Self::Reserved => "reserved encoding",
+            Self::Table => "table",
+            Self::Block => "block",
+            Self::Page => "page",
+        })
+    }
+}
+
 /// Shareability, the SH\[1:0\] field of a block or page descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shareability {

@@ -40,13 +40,10 @@ fn run(kernel: &FakeKernel) -> (NamedAddresses, Vec<String>, Vec<String>) {
     (named, kernel.lines(), kernel.lines_at(DPFLTR_ERROR_LEVEL))
 }
 
-fn has(lines: &[String], wanted: &str) -> bool {
-    lines.iter().any(|line| line == wanted)
-}
-
-#[test]
-fn a_user_address_is_walked_in_the_named_process_and_a_kernel_one_here() {
-    let kernel = FakeKernel::new();
+/// Maps `KERNEL` here and `USER` in the process `PROCESS`, and names
+/// `USER + 0x234` and `KERNEL + 8` with that process; the process's
+/// top-level table and the user page's frame.
+fn name_a_user_and_a_kernel_address(kernel: &FakeKernel) -> (u64, u64) {
     kernel.map_page(KERNEL);
     let process_root = kernel.add_process(PROCESS);
     let frame = kernel.map_in_process(PROCESS, USER);
@@ -56,6 +53,17 @@ fn a_user_address_is_walked_in_the_named_process_and_a_kernel_one_here() {
         &multi_sz(&["0x7ff6`c0001234", "fffff806_12345008"]),
     );
     kernel.set_parameter("ProcessId", REG_DWORD, &PROCESS.to_le_bytes());
+    (process_root, frame)
+}
+
+fn has(lines: &[String], wanted: &str) -> bool {
+    lines.iter().any(|line| line == wanted)
+}
+
+#[test]
+fn a_user_address_is_walked_in_the_named_process_and_a_kernel_one_here() {
+    let kernel = FakeKernel::new();
+    let (process_root, frame) = name_a_user_and_a_kernel_address(&kernel);
     let (named, lines, errors) = run(&kernel);
     assert_eq!(named.addresses(), [USER + 0x234, KERNEL + 8]);
     assert_eq!(named.process(), Some(ProcessChoice::Id(PROCESS)));
@@ -336,15 +344,7 @@ fn a_failing_image_name_lookup_finds_no_process_and_leaks_nothing() {
 #[test]
 fn arm64_a_user_address_is_walked_through_the_process_ttbr0() {
     let kernel = FakeKernel::with_world(driver_fake::world::World::arm64(Some(0x151)));
-    kernel.map_page(KERNEL);
-    let process_root = kernel.add_process(PROCESS);
-    let frame = kernel.map_in_process(PROCESS, USER);
-    kernel.set_parameter(
-        "Addresses",
-        REG_MULTI_SZ,
-        &multi_sz(&["0x7ff6`c0001234", "fffff806_12345008"]),
-    );
-    kernel.set_parameter("ProcessId", REG_DWORD, &PROCESS.to_le_bytes());
+    let (process_root, frame) = name_a_user_and_a_kernel_address(&kernel);
     let (_, lines, errors) = run(&kernel);
     assert!(errors.is_empty(), "{errors:#?}");
     let asid = 0x2a_u64 << 48;

@@ -354,8 +354,6 @@ pub struct Arm64Machine {
     pub image: AlignedImage,
     pub paging: vmwalk::walker::aarch64::Paging,
     pub root: u64,
-    /// Every leaf as `(va, page size)`, ascending.
-    pub leaves: Vec<(u64, u64)>,
 }
 
 /// [`mixed`] as an `AArch64` image: tables become table descriptors (0b11),
@@ -392,10 +390,7 @@ pub fn mixed_aarch64() -> Arm64Machine {
         }
     }
     let Machine {
-        mut image,
-        paging,
-        leaves,
-        ..
+        mut image, paging, ..
     } = mixed();
     let root = paging.root().0;
     convert(&mut image, root, 0);
@@ -406,7 +401,6 @@ pub fn mixed_aarch64() -> Arm64Machine {
         image,
         paging,
         root,
-        leaves,
     }
 }
 

@@ -536,7 +536,8 @@ fn pte_prints_windbgs_block() {
         "402000",
     ]);
     assert!(output.status.success(), "{output:?}");
-    // Written by hand from WinDbg's layout (tests/windbg/) and the entry
+    // Written by hand from WinDbg's layout (tests/windbg/; the detail lines
+    // one column right of `not valid`, as in 25-transition-swizzled-volatility3) and the entry
     // addresses Windows 7-10 1511 used with self-map 0x1ed: PXE base
     // FFFFF6FB`7DBED000, PPE base FFFFF6FB`7DA00000, PDE base
     // FFFFF6FB`40000000, PTE base FFFFF680`00000000.
@@ -549,8 +550,8 @@ pfn 2         ---DA--UWEV  pfn 3         ---DA--UWEV  pfn 4         ---DA--UWEV 
 PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000010    PTE at FFFFF68000002010
 contains 0000000000002067  contains 0000000000003067  contains 0000000000004067  contains 000020000891F860
 pfn 2         ---DA--UWEV  pfn 3         ---DA--UWEV  pfn 4         ---DA--UWEV  not valid
-                                                                                 Transition: 891f
-                                                                                 Protect: 3 - ExecuteRead
+                                                                                  Transition: 891f
+                                                                                  Protect: 3 - ExecuteRead
 ";
     assert_eq!(stdout(&output), want);
 

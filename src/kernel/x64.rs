@@ -7,7 +7,7 @@ use super::{KernelApi, KernelMemory, X64Registers};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
 use crate::walker::software_pte::InvalidPteMask;
 use crate::walker::windbg::{EntryLine, PteBlock};
-use crate::walker::{Paging, PagingMode, Path, PhysAddr, PhysicalMemory, SelfMap, VirtAddr};
+use crate::walker::{Paging, PagingMode, Path, PhysAddr, SelfMap, VirtAddr};
 
 /// The paging mode, the self-map and how Windows encodes invalid PTEs.
 pub(super) struct X64Tables {
@@ -93,7 +93,7 @@ impl X64Tables {
                 format_args!("vmwalk:   {line}\n"),
             );
         }
-        self.log_pte_block(kernel, memory, va, &path);
+        self.log_pte_block(kernel, va, &path);
         match result {
             Ok(translation) => Ok(Walked {
                 pa: translation.pa,
@@ -108,7 +108,6 @@ impl X64Tables {
     fn log_pte_block<K: KernelApi>(
         &self,
         kernel: &K,
-        memory: &KernelMemory<'_, K>,
         va: u64,
         path: &Path,
     ) {
@@ -116,14 +115,11 @@ impl X64Tables {
         let (Some(self_map), false) = (self.self_map, path.as_slice().is_empty()) else {
             return;
         };
-        let below_large_leaf = PteBlock::below_large_leaf(path, VirtAddr(va))
-            .and_then(|at| memory.read_u64(PhysAddr(at)).ok());
         let block = PteBlock {
             va: VirtAddr(va),
             path,
             self_map,
             invalid_pte_mask: self.invalid_pte_mask,
-            below_large_leaf,
         };
         inspect::log_pte_block(kernel, va, block.lines());
     }

@@ -46,6 +46,7 @@ mod entry;
 mod enumerate;
 mod fault;
 pub mod info_tlb;
+pub mod mask_evidence;
 mod memory;
 mod merge;
 mod path;

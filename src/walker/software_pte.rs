@@ -210,7 +210,9 @@ impl SoftwarePte {
 pub struct Protection(pub u8);
 
 impl Protection {
-    /// The access part (`MM_READONLY` ... `MM_EXECUTE_WRITECOPY`, mi.h).
+    /// The access part, bits 2:0 (`MM_READONLY` ... `MM_EXECUTE_WRITECOPY`,
+    /// mi.h). Published `!pte` output shows `Readonly`, `ExecuteRead` and
+    /// `ReadWrite`; the others follow the same spelling.
     const ACCESS: [&'static str; 8] = [
         "NoAccess",
         "Readonly",
@@ -222,17 +224,20 @@ impl Protection {
         "ExecuteWriteCopy",
     ];
 
-    /// The cache/guard part, bits 4:3 (`MM_NOCACHE`, `MM_GUARD_PAGE`,
-    /// `MM_WRITECOMBINE`).
-    const MODIFIER: [&'static str; 4] = ["", "NoCache", "Guard", "WriteCombine"];
+    /// The cache/guard part, bits 4:3 (`MM_NOCACHE` 0x8, `MM_GUARD_PAGE`
+    /// 0x10, both: `MM_WRITECOMBINE`), a suffix after a blank: `WinDbg`
+    /// prints 0x11 as `Readonly G` (a published Windows 10 session, see
+    /// docs/windows-ptes.md). `NC` and `WC` are spelled by analogy with `G`;
+    /// no published output shows them.
+    const MODIFIER: [&'static str; 4] = ["", " NC", " G", " WC"];
 }
 
-/// `Protect: 4 - ReadWrite`, as `!pte` prints it.
+/// `Protect: 4 - ReadWrite`, `Protect: 11 - Readonly G`, as `!pte` prints it.
 impl fmt::Display for Protection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let value = self.0 & 0x1f;
         let access = Self::ACCESS[usize::from(value & 7)];
         let modifier = Self::MODIFIER[usize::from(value >> 3)];
-        write!(f, "Protect: {value:x} - {modifier}{access}")
+        write!(f, "Protect: {value:x} - {access}{modifier}")
     }
 }

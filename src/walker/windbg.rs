@@ -123,9 +123,6 @@ pub struct PteBlock<'a> {
     pub self_map: SelfMap,
     /// What Windows set in non-present entries against L1TF.
     pub invalid_pte_mask: InvalidPteMask,
-    /// Below a 2 MiB leaf, `WinDbg` still reads the would-be PTE through the
-    /// self-map: the 8 bytes at [`PteBlock::below_large_leaf`].
-    pub below_large_leaf: Option<u64>,
 }
 
 impl<'a> PteBlock<'a> {
@@ -138,15 +135,22 @@ impl<'a> PteBlock<'a> {
         (0..4 + details).map(move |line| PteLine { block, line })
     }
 
-    /// Where the value below a 2 MiB leaf lies: the leaf's frame (bit 12
-    /// included, as the self-map reads it) plus the PTE index of `va`.
-    #[must_use]
-    pub fn below_large_leaf(path: &Path, va: VirtAddr) -> Option<u64> {
-        let leaf = path.last()?;
-        let large = leaf.level == Level::Pd
-            && leaf.entry.is_present()
-            && leaf.entry.has(PageTableEntry::PAGE_SIZE);
-        large.then(|| leaf.entry.address(12, 52).0 + ((va.0 >> 12) & 0x1ff) * 8)
+    /// How many columns below the walk's last entry show `contains 0`: those
+    /// below a present large leaf, which `WinDbg` does not read (the would-be
+    /// PTE slot lies inside the large page: data, not an entry).
+    fn zeros_below_leaf(&self) -> usize {
+        let levels = self.self_map.mode().levels().len();
+        let walked = self.path.as_slice().len();
+        let large_leaf = self.path.last().is_some_and(|leaf| {
+            matches!(leaf.level, Level::Pdpt | Level::Pd)
+                && leaf.entry.is_present()
+                && leaf.entry.has(PageTableEntry::PAGE_SIZE)
+        });
+        if large_leaf {
+            levels.saturating_sub(walked)
+        } else {
+            0
+        }
     }
 
     /// Whether the walk ends at a non-present entry above the PTE.
@@ -170,6 +174,14 @@ pub struct PteLine<'a> {
     line: usize,
 }
 
+/// `LARGE PAGE pfn <frame>`, padded to a whole column as `WinDbg` pads it
+/// (M. Suiche's ARM64 transcripts, 2020, keep the trailing blanks).
+pub(crate) fn large_page(f: &mut fmt::Formatter<'_>, frame: u64) -> fmt::Result {
+    let digits = (u64::BITS - frame.leading_zeros()).div_ceil(4).max(1) as usize;
+    write!(f, "LARGE PAGE pfn {frame:x}")?;
+    separate(f, "LARGE PAGE pfn ".len() + digits, true)
+}
+
 /// Pads to the next column, unless nothing follows.
 pub(crate) fn separate(f: &mut fmt::Formatter<'_>, written: usize, more: bool) -> fmt::Result {
     if more {
@@ -191,14 +203,12 @@ impl fmt::Display for PteLine<'_> {
                 separate(f, level.windbg_name().len() + 20, i + 1 < levels.len())
             }),
             2 => {
-                let below = block
-                    .below_large_leaf
-                    .filter(|_| visited.len() < levels.len());
-                let count = visited.len() + usize::from(below.is_some());
+                let below = block.zeros_below_leaf();
+                let count = visited.len() + below;
                 visited
                     .iter()
                     .map(|v| v.entry.0)
-                    .chain(below)
+                    .chain(core::iter::repeat_n(0, below))
                     .enumerate()
                     .try_for_each(|(i, value)| {
                         write!(f, "contains {value:016X}")?;
@@ -217,9 +227,8 @@ impl fmt::Display for PteLine<'_> {
                     }
                     (column, detail) = (0, detail - 1);
                 }
-                // Transition lines start at the column, the others one further.
-                let indent =
-                    COLUMN * column + usize::from(!matches!(pte, SoftwarePte::Transition { .. }));
+                // One column right of `not valid`, every kind alike.
+                let indent = COLUMN * column + 1;
                 write!(f, "{:indent$}", "")?;
                 pte.write_line(f, detail)
             }
@@ -251,7 +260,8 @@ fn status_row(f: &mut fmt::Formatter<'_>, block: &PteBlock<'_>) -> fmt::Result {
         if large {
             let size_bits = v.level.shift();
             let frame = v.entry.address(size_bits, 52).0 + (block.va.0 & ((1 << size_bits) - 1));
-            write!(f, "  LARGE PAGE pfn {:x}", frame >> 12)?;
+            f.write_str("  ")?;
+            large_page(f, frame >> 12)?;
         } else {
             separate(f, 25, more)?;
         }

@@ -98,6 +98,17 @@ impl Image {
         self.dump_cr3
     }
 
+    /// One past the highest physical address the image holds.
+    pub fn physical_end(&self) -> u64 {
+        self.segments.as_ref().map_or(self.bytes().len() as u64, |segments| {
+            segments
+                .iter()
+                .map(|s| s.paddr.saturating_add(s.memory_size))
+                .max()
+                .unwrap_or(0)
+        })
+    }
+
     /// Fails unless the 4 KiB table at `table` can be read in full.
     pub fn check_table(&self, table: PhysAddr) -> Result<()> {
         for offset in (0..4096).step_by(8) {

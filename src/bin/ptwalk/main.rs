@@ -4,7 +4,9 @@
 mod aarch64;
 mod dump;
 mod image;
+mod mask;
 mod pte;
+mod skipped;
 
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
@@ -32,6 +34,7 @@ enum Command {
         json: bool,
         explain: bool,
         os: Os,
+        invalid_pte_mask: Option<u64>,
     },
     Dump {
         paging: PagingArgs,
@@ -61,7 +64,8 @@ struct PagingArgs {
     /// `None`: the crash dump header's.
     cr3: Option<u64>,
     la57: bool,
-    maxphyaddr: u32,
+    /// `None`: not given (the walker takes 52).
+    maxphyaddr: Option<u32>,
     no_nx: bool,
 }
 
@@ -75,7 +79,7 @@ struct AArch64Args {
 impl PagingArgs {
     /// For `--arch aarch64`: the registers, after refusing x86-64's options.
     fn aarch64_registers(&self, given: &AArch64Args) -> Result<aarch64::Registers> {
-        if self.cr3.is_some() || self.la57 || self.no_nx || self.maxphyaddr != 52 {
+        if self.cr3.is_some() || self.la57 || self.no_nx || self.maxphyaddr.is_some() {
             bail!(
                 "--cr3, --la57, --maxphyaddr and --no-nx describe an x86-64 CPU, not --arch aarch64 (which takes --ttbr0, --ttbr1 and --tcr)"
             );
@@ -108,7 +112,7 @@ impl PagingArgs {
         })?;
         let paging = Paging::new(cr3, mode)
             .with_nx(!self.no_nx)
-            .with_max_phys_bits(self.maxphyaddr)?;
+            .with_max_phys_bits(self.maxphyaddr.unwrap_or(52))?;
         image.check_table(paging.root())?;
         hint_if_not_a_table(&paging, &image);
         Ok((paging, image))
@@ -158,9 +162,8 @@ fn cli() -> ClapCommand {
             .help("5-level paging (CR4.LA57)"),
         Arg::new("maxphyaddr")
             .long("maxphyaddr")
-            .default_value("52")
             .value_parser(parse_bits)
-            .help("MAXPHYADDR of the CPU (CPUID 80000008h), a number of bits: decimal as the manuals print it (46), or hex with 0x (0x2e)"),
+            .help("MAXPHYADDR of the CPU (CPUID 80000008h), a number of bits: decimal as the manuals print it (46), or hex with 0x (0x2e) [default: 52; for Windows' invalid-PTE mask, read from the capture]"),
         Arg::new("no-nx")
             .long("no-nx")
             .action(ArgAction::SetTrue)
@@ -171,6 +174,10 @@ fn cli() -> ClapCommand {
         .value_name("FILE")
         .value_parser(value_parser!(PathBuf))
         .help("Also read addresses from FILE (`-`: standard input), separated by white space, in hex like ADDR");
+    let invalid_pte_mask = Arg::new("invalid-pte-mask")
+        .long("invalid-pte-mask")
+        .value_parser(parse_hex)
+        .help("nt!MiState.Hardware.InvalidPteMask, in hex [default: 1 << (MAXPHYADDR - 1) with --maxphyaddr; else read from the capture's swizzled entries, said on stderr]");
     let arch_args = [
         Arg::new("arch")
             .long("arch")
@@ -203,7 +210,8 @@ fn cli() -> ClapCommand {
                 .arg(addresses_from.clone())
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with("explain").help("Print one JSON object per address (not with --explain)"))
                 .arg(Arg::new("explain").long("explain").action(ArgAction::SetTrue).help("Add every entry visited, and why an address does not translate"))
-                .arg(Arg::new("os").long("os").value_parser(["x86", "windows"]).default_value("x86").requires("explain").help("The words of --explain: x86 (Intel's entry names; not present is all the CPU knows) or windows (WinDbg's names, and Windows' software PTEs decoded as !pte does)")),
+                .arg(Arg::new("os").long("os").value_parser(["x86", "windows"]).default_value("x86").requires("explain").help("The words of --explain: x86 (Intel's entry names; not present is all the CPU knows) or windows (WinDbg's names, and Windows' software PTEs decoded as !pte does)"))
+                .arg(invalid_pte_mask.clone().requires("os")),
         )
         .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does (--arch aarch64: every run of blocks and pages)").args(paging_args.clone()).args(arch_args.clone()))
         .subcommand(
@@ -213,7 +221,7 @@ fn cli() -> ClapCommand {
                 .args(arch_args)
                 .arg(Arg::new("addresses").value_name("ADDR").required_unless_present("addresses-from").num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3"))
                 .arg(addresses_from)
-                .arg(Arg::new("invalid-pte-mask").long("invalid-pte-mask").value_parser(parse_hex).help("nt!MiState.Hardware.InvalidPteMask, in hex [default: 1 << (MAXPHYADDR - 1), what Windows 10 1803+ computes; 0 before 1803]"))
+                .arg(invalid_pte_mask.clone())
                 .arg(Arg::new("self-map").long("self-map").default_value("auto").value_parser(parse_self_map).help("Top-level index that maps its own table, in hex, or `auto` to find it")),
         )
 }
@@ -235,7 +243,7 @@ fn parse_command(matches: &ArgMatches) -> Option<Command> {
         aarch64,
         cr3: sub.get_one::<u64>("cr3").copied(),
         la57: sub.get_flag("la57"),
-        maxphyaddr: *sub.get_one::<u32>("maxphyaddr")?,
+        maxphyaddr: sub.get_one::<u32>("maxphyaddr").copied(),
         no_nx: sub.get_flag("no-nx"),
     };
     Some(match name {
@@ -253,6 +261,7 @@ fn parse_command(matches: &ArgMatches) -> Option<Command> {
             } else {
                 Os::X86
             },
+            invalid_pte_mask: sub.get_one::<u64>("invalid-pte-mask").copied(),
         },
         "pte" => Command::Pte {
             paging,
@@ -374,7 +383,7 @@ fn main() -> ExitCode {
 /// `dump` on x86-64: every leaf as QEMU's `info tlb` prints it.
 fn dump_x86(out: &mut impl Write, paging: &PagingArgs) -> Result<()> {
     let (paging, image) = paging.open()?;
-    let (mut unreadable, mut skipped) = (0, 0);
+    let (mut unreadable, mut skipped) = (0, skipped::Skipped::default());
     let mut missing_tables = std::collections::BTreeSet::new();
     for leaf in paging.leaves(&image) {
         match leaf {
@@ -387,21 +396,11 @@ fn dump_x86(out: &mut impl Write, paging: &PagingArgs) -> Result<()> {
                 unreadable += 1;
                 missing_tables.insert(addr.0 & !0xfff);
             }
-            Err(fault) => {
-                skipped += 1;
-                if skipped <= SKIPPED_SHOWN {
-                    eprintln!("ptwalk: skipped: {fault}");
-                }
-            }
+            Err(fault) => skipped.note(&fault),
         }
     }
     out.flush()?;
-    if skipped > SKIPPED_SHOWN {
-        eprintln!(
-            "ptwalk: skipped {} more entries like these",
-            skipped - SKIPPED_SHOWN
-        );
-    }
+    skipped.finish();
     if unreadable > 0 {
         bail!(
             "{} page table(s) are not in the image ({unreadable} entries in them unread)",
@@ -421,6 +420,7 @@ fn run_aarch64(command: &Command, out: &mut dyn Write) -> Option<Result<()>> {
             json,
             explain,
             os,
+            ..
         } => {
             let given = paging.aarch64.as_ref()?;
             Some((|| {
@@ -475,9 +475,14 @@ fn run(command: &Command) -> Result<()> {
             json,
             explain,
             os,
+            invalid_pte_mask,
         } => {
             let addresses = &all_addresses(addresses, addresses_from.as_ref())?;
+            let maxphyaddr = paging.maxphyaddr;
             let (paging, image) = paging.open()?;
+            let mask = (*explain && *os == Os::Windows)
+                .then(|| mask::choose(&image, &paging, *invalid_pte_mask, maxphyaddr))
+                .unwrap_or(InvalidPteMask::NONE);
             let (mut unreadable, mut translated) = (0, 0);
             for &va in addresses {
                 let result = paging.translate(&image, VirtAddr(va));
@@ -493,7 +498,6 @@ fn run(command: &Command) -> Result<()> {
                     json_line(va, &result)
                 } else {
                     let explain = explain.then_some(*os);
-                    let mask = InvalidPteMask::for_max_phys_bits(paging.max_phys_bits());
                     text_lines(va, &result, explain, mask)
                 };
                 out.write_all(text.as_bytes())?;
@@ -518,24 +522,16 @@ fn run(command: &Command) -> Result<()> {
             self_map,
         } => {
             let addresses = &all_addresses(addresses, addresses_from.as_ref())?;
+            let maxphyaddr = paging.maxphyaddr;
             let (paging, image) = paging.open()?;
-            pte::print(
-                &mut out,
-                &paging,
-                &image,
-                *invalid_pte_mask,
-                *self_map,
-                addresses,
-            )?;
+            let mask = || mask::choose(&image, &paging, *invalid_pte_mask, maxphyaddr);
+            pte::print(&mut out, &paging, &image, mask, *self_map, addresses)?;
             out.flush()?;
         }
         Command::Dump { paging } => dump_x86(&mut out, paging)?,
     }
     Ok(())
 }
-
-/// `dump` lists this many skipped entries, then counts the rest.
-const SKIPPED_SHOWN: usize = 10;
 
 type Walk = Result<Translation, Fault<OutsideImage>>;
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{Result, bail};
 use vmwalk::walker::software_pte::InvalidPteMask;
 use vmwalk::walker::windbg::PteBlock;
-use vmwalk::walker::{Paging, PhysAddr, PhysicalMemory, SelfMap, VirtAddr};
+use vmwalk::walker::{Paging, SelfMap, VirtAddr};
 
 use crate::image::Image;
 
@@ -23,7 +23,7 @@ pub fn print(
     out: &mut impl Write,
     paging: &Paging,
     image: &Image,
-    mask: Option<u64>,
+    invalid_pte_mask: impl FnOnce() -> InvalidPteMask,
     self_map: SelfMapChoice,
     addresses: &[u64],
 ) -> Result<()> {
@@ -38,23 +38,17 @@ pub fn print(
             ),
         },
     };
-    let invalid_pte_mask = mask.map_or_else(
-        || InvalidPteMask::for_max_phys_bits(paging.max_phys_bits()),
-        InvalidPteMask,
-    );
+    let invalid_pte_mask = invalid_pte_mask();
     for (n, &va) in addresses.iter().enumerate() {
         let path = match paging.translate(image, VirtAddr(va)) {
             Ok(translation) => translation.path,
             Err(fault) => fault.path,
         };
-        let below_large_leaf = PteBlock::below_large_leaf(&path, VirtAddr(va))
-            .and_then(|at| image.read_u64(PhysAddr(at)).ok());
         let block = PteBlock {
             va: VirtAddr(va),
             path: &path,
             self_map,
             invalid_pte_mask,
-            below_large_leaf,
         };
         if n > 0 {
             writeln!(out)?;

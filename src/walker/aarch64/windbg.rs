@@ -2,9 +2,10 @@
 //!
 //! The same four columns as on x64 (PXE, PPE, PDE and PTE, at their self-map
 //! addresses), with ARM64's descriptor bits read as Windows names them in
-//! `_MMPTE_HARDWARE`. Read from three transcripts of a Windows 11 ARM64 kernel debugger (C.
-//! McGarr, "ARM64 Windows internals: the basics", 2025; in
-//! `tests/windbg/arm64-*.txt`): the flags are ten columns, `-` where clear:
+//! `_MMPTE_HARDWARE`. Read from seven transcripts of real ARM64 kernel
+//! debuggers (C. McGarr, "ARM64 Windows internals: the basics", 2025, Windows
+//! 11; M. Suiche, SMBaloo, 2020, Windows 10; in `tests/windbg/arm64/`): the
+//! flags are ten columns, `-` where clear:
 //!
 //! | column | shows | when |
 //! | --- | --- | --- |
@@ -22,9 +23,12 @@
 //! address is inferred (the user transcript has both set), as MemProcFS
 //! reads it. Invalid descriptors print `not valid`: Windows's ARM64
 //! software-PTE layout is not decoded. Below a 2 MiB block the PTE column
-//! `contains` 0: unlike x64's, the PDE read through the self-map as a
-//! level 3 descriptor is a reserved encoding (0b01), so that read faults
-//! (the transcript shows 0).
+//! `contains` 0, read from nowhere, as on x64.
+//!
+//! The columns are x64's: the ten letters right-aligned in x64's
+//! 11-character flag field (they start at columns 15, 42, 69 and 96), two
+//! blanks before `LARGE PAGE` (column 81). Measured on the screenshots and
+//! in M. Suiche's text transcripts (Windows 10 18362 ARM64, 2020).
 
 use core::fmt;
 
@@ -32,7 +36,7 @@ use super::descriptor::{Descriptor, DescriptorKind, Level};
 use super::fault::Path;
 use super::self_map::SelfMap;
 use crate::walker::VirtAddr;
-use crate::walker::windbg::separate;
+use crate::walker::windbg::{large_page, separate};
 
 /// `_MMPTE_HARDWARE.Writable`: bit 55, a software bit (writes are allowed
 /// by AP\[2\], which Windows calls NotDirty, once the page is dirty).
@@ -130,7 +134,7 @@ impl fmt::Display for PteLine<'_> {
                 separate(f, 23, i + 1 < Level::ALL.len())
             }),
             2 => {
-                // Below a 2 MiB block: 0, the read through the self-map faults.
+                // Below a 2 MiB block: 0; WinDbg reads nothing there.
                 let below = visited
                     .iter()
                     .flatten()
@@ -163,17 +167,19 @@ impl fmt::Display for PteLine<'_> {
                         level: v.level,
                         kernel,
                     };
+                    // x64's 11-character flag field, the ten letters right-aligned.
                     write!(
                         f,
-                        "pfn {:<10x}{flags}",
+                        "pfn {:<10x} {flags}",
                         v.descriptor.output_address(12) >> 12
                     )?;
                     if !more && v.descriptor.kind(v.level) == DescriptorKind::Block {
                         let offset = block.va.0 & (v.level.entry_span() - 1);
                         let frame = v.descriptor.output_address(v.level.shift()) + offset;
-                        write!(f, "   LARGE PAGE pfn {:x}", frame >> 12)?;
+                        f.write_str("  ")?;
+                        large_page(f, frame >> 12)?;
                     } else {
-                        separate(f, 24, more)?;
+                        separate(f, 25, more)?;
                     }
                 }
                 Ok(())

@@ -1155,3 +1155,35 @@ fn aarch64_bad_input_gets_one_line() {
     let output = pte(&["--invalid-pte-mask", "0", "ffffff0000234567"]);
     assert_one_line_error(&output, 1, "--invalid-pte-mask is x64 Windows' L1TF mask");
 }
+
+/// `dump --arch aarch64` on the README's sample: the self-map's 2 MiB block,
+/// read one level down, is a reserved encoding; `dump` names it on stderr,
+/// lists every other run (the kernel's block after it, from
+/// `scripts/make-samples.py`'s tables) and exits 0, as on x86-64.
+#[test]
+fn aarch64_dump_goes_past_entries_it_cannot_follow() {
+    let output = ptwalk(&[
+        "dump",
+        "--arch",
+        "aarch64",
+        "--image",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny-arm64.raw"),
+        "--ttbr0",
+        "1000",
+        "--ttbr1",
+        "1800",
+        "--tcr",
+        "615b5513511",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let out = stdout(&output);
+    assert!(
+        out.contains("0xfffff80000200000-0xfffff800003fffff -> 0x23ea00000 TTBR1_EL1 2M x1"),
+        "{out}"
+    );
+    assert!(out.contains("0xfffff80000405000-0xfffff80000405fff -> 0x8000 TTBR1_EL1 4K x1"));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "ptwalk: skipped: 0xffffa8fc00001000 does not translate: Translation fault, level 3: descriptor 0x004000023ea00781 is a reserved encoding (bits 1:0 = 0b01)\n"
+    );
+}

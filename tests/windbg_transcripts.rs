@@ -351,3 +351,38 @@ fn every_four_level_transcript_renders_byte_for_byte() {
     }
     assert!(rendered >= 18, "{rendered} transcripts rendered");
 }
+
+/// Every `MM_*` protection value (bits 9:5 of a software PTE), as `!pte`'s
+/// `Protect:` line names it. Published: 3 `ExecuteRead` (01, 24, 25), 4
+/// `ReadWrite` (02), 0x11 `Readonly G` (26): the access name, then the
+/// guard bit as ` G`. The other access names follow that spelling and the
+/// no-cache and write-combine bits the guard's form (` NC`, ` WC`); no
+/// published output shows them (docs/windows-ptes.md).
+#[test]
+fn every_protection_value_prints_as_windbg_names_it() {
+    use vmwalk::walker::software_pte::Protection;
+    let access = [
+        "NoAccess",
+        "Readonly",
+        "Execute",
+        "ExecuteRead",
+        "ReadWrite",
+        "WriteCopy",
+        "ExecuteReadWrite",
+        "ExecuteWriteCopy",
+    ];
+    let want: Vec<String> = (0..32_u8)
+        .map(|value| {
+            let suffix = ["", " NC", " G", " WC"][usize::from(value >> 3)];
+            format!("Protect: {value:x} - {}{suffix}", access[usize::from(value & 7)])
+        })
+        .collect();
+    let ours: Vec<String> = (0..32_u8).map(|v| Protection(v).to_string()).collect();
+    assert_eq!(ours, want);
+    // The published ones, literally.
+    assert_eq!(Protection(3).to_string(), "Protect: 3 - ExecuteRead");
+    assert_eq!(Protection(4).to_string(), "Protect: 4 - ReadWrite");
+    assert_eq!(Protection(0x11).to_string(), "Protect: 11 - Readonly G");
+    assert_eq!(Protection(0x1c).to_string(), "Protect: 1c - ReadWrite WC");
+    assert_eq!(Protection(0x0b).to_string(), "Protect: b - ExecuteRead NC");
+}

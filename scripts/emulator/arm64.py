@@ -394,6 +394,76 @@ class Harness:
 
 
 
+PTE_BLOCK_LINE = re.compile(r"vmwalk: as !pte 0x([0-9a-f]+) shows it:\n")
+ENTRY_NAMES = ("PXE", "PPE", "PDE", "PTE")
+COLUMN = 27  # !pte's column width (x64's; ARM64 keeps it)
+
+
+def entry_va(va, level):
+    """Where the self-map shows `va`'s level (0-3) descriptor: Windows' recursive
+    arithmetic, the PTE base being the self-map index at bits 47:39."""
+    pte_base = 0xFFFF_0000_0000_0000 | SELF_MAP << 39
+    pde_base = pte_base + (SELF_MAP << 30)
+    ppe_base = pde_base + (SELF_MAP << 21)
+    pxe_base = ppe_base + (SELF_MAP << 12)
+    base = (pxe_base, ppe_base, pde_base, pte_base)[level]
+    return base + ((va & 0xFFFF_FFFF_FFFF) >> (39 - 9 * level)) * 8
+
+
+def arm64_flags(descriptor, level, kernel):
+    """The ten letters of a valid descriptor, read from the published ARM64
+    transcripts (tests/windbg/arm64/), written here independently of the driver."""
+    block = level < 3 and descriptor & 0b11 == 0b01
+    no_execute = descriptor >> (53 if kernel else 54) & 1
+    return "".join(["-", "W" if descriptor >> 55 & 1 else "R", "-" if no_execute else "X",
+                     "-" if descriptor >> 11 & 1 else "G", "A" if descriptor >> 10 & 1 else "-",
+                     "-" if descriptor >> 7 & 1 else "D", "U" if descriptor >> 6 & 1 else "K",
+                     "-", "L" if block else "-", "V" if descriptor & 1 else "-"])
+
+
+def expected_pte_block(world, va):
+    """The four rows WinDbg's !pte prints on ARM64 for `va` in the world: x64's
+    columns, the ten flags right-aligned in x64's 11-character field."""
+    descriptors, table = [], world.root
+    for level in range(4):
+        at = table + 8 * ((va >> (39 - 9 * level)) & 0x1FF)
+        descriptor = struct.unpack("<Q", world.read(at, 8))[0]
+        descriptors.append(descriptor)
+        if descriptor & 0b11 != 0b11:
+            break
+        table = descriptor & 0x0000_FFFF_FFFF_F000
+    status = []
+    for level, descriptor in enumerate(descriptors):
+        if not descriptor & 1:
+            status.append("not valid")
+            break
+        status.append("pfn %-10x %s" % ((descriptor & 0x0000_FFFF_FFFF_F000) >> 12,
+                                         arm64_flags(descriptor, level, va >> 55 & 1)))
+
+    def columns(cells):
+        return "".join(cell.ljust(COLUMN) for cell in cells[:-1]) + cells[-1]
+    return [" " * 43 + "VA %016x" % va,
+            columns(["%s at %016X" % (ENTRY_NAMES[level], entry_va(va, level)) for level in range(4)]),
+            columns(["contains %016X" % d for d in descriptors]),
+            columns(status)]
+
+
+def check_pte_blocks(world, lines):
+    """Every !pte block the driver logged, row for row; and how many there were."""
+    problems, blocks = [], 0
+    for at, line in enumerate(lines):
+        m = PTE_BLOCK_LINE.match(line)
+        if not m:
+            continue
+        blocks += 1
+        want = expected_pte_block(world, int(m[1], 16))
+        got = [l[len("vmwalk: "):].rstrip("\n") for l in lines[at + 1:at + 1 + len(want)]]
+        for row, (g, w) in enumerate(zip(got + [None] * len(want), want)):
+            if g != w:
+                problems.append("!pte %s row %d: %r, WinDbg prints %r" % (m[1], row, g, w))
+    return problems, blocks
+
+
 def check_log(harness, mappings):
     """What the log must say, from the world."""
     world, text = harness.world, "".join(line for _, line in harness.lines)
@@ -414,7 +484,11 @@ def check_log(harness, mappings):
         wanted.append("%#x: MmGetPhysicalAddress %#x and MDL PFN %#x agree with the walk\n" % (va, pa, pfn))
     missing = [w for w in wanted if w not in text]
     errors = [line for level, line in harness.lines if level == 0]
-    return ["the log lacks %r" % m for m in missing] + ["error line: %r" % e for e in errors]
+    block_problems, blocks = check_pte_blocks(world, [line for _, line in harness.lines])
+    if blocks < len(mappings):
+        block_problems.append("%d !pte blocks logged, fewer than the %d mappings" % (blocks, len(mappings)))
+    return (["the log lacks %r" % m for m in missing] + ["error line: %r" % e for e in errors]
+            + block_problems)
 
 
 def run(path, tamper=None, echo=True):

@@ -75,17 +75,19 @@ def expected_pte_block(w, va):
     path = w.walk(va)
     values = [entry for _, _, entry in path]
     level, _, last = path[-1]
-    if level == 2 and last & 1 and last & 0x80:  # WinDbg reads the would-be PTE through the self-map
-        values.append(w.memory.read_u64((last & paging.ADDRESS_BITS) + ((va >> 12) & 0x1FF) * 8))
+    if level in (2, 3) and last & 1 and last & 0x80:  # below a large leaf WinDbg reads nothing: 0
+        values += [0] * (level - 1)
     status = []
     for level, _, entry in path:
         if not entry & 1:
             status.append("not valid" if level == 1 else "contains %016X" % entry)
         else:
             status.append("pfn %-10x%s" % ((entry & paging.ADDRESS_BITS) >> 12, windbg_flags(entry, level)))
-            if level == 2 and entry & 0x80:
-                base = entry & paging.ADDRESS_BITS & ~(paging.LARGE_PAGE - 1)
-                status.append("LARGE PAGE pfn %x" % ((base + va % paging.LARGE_PAGE) >> 12))
+            if level in (2, 3) and entry & 0x80:
+                size = 1 << (12 + 9 * (level - 1))
+                base = entry & paging.ADDRESS_BITS & ~(size - 1)
+                # padded to a whole column, as WinDbg pads it
+                status.append(("LARGE PAGE pfn %x" % ((base + va % size) >> 12)).ljust(COLUMN))
     rows = [" " * 43 + "VA %016x" % va,
             columns(["%s at %016X" % (ENTRY_NAMES[level], w.entry_va(va, level))
                      for level in range(w.levels, 0, -1)]),
@@ -94,7 +96,7 @@ def expected_pte_block(w, va):
     details = None
     software = software_at(w, path[-1][1])
     if software:
-        indent = COLUMN * (len(path) - 1) + (0 if software.startswith("Transition") else 1)
+        indent = COLUMN * (len(path) - 1) + 1  # one right of `not valid`, every kind alike
         details = [" " * indent + text for text in software.split(", ")]
     return rows, details
 

@@ -38,11 +38,11 @@ fn demand_zero_and_transition_entries_vote_for_their_high_bit() {
 #[test]
 fn entries_that_carry_no_evidence_do_not_vote() {
     let entries = [
-        0x5063,                                      // present
-        DEMAND_ZERO | MASK_46 | 1 << 4,              // SwizzleBit set: not swizzled
-        0xffff_c182_cc1f_fdf8_u64 << 16 | 1 << 10,   // prototype: an address
-        0x0006_8dc0_0000_1000 & !0xfff,              // freed: bits 11:0 clear
-        0xdef3_u64 << 32 | 2 << 12 | 3 << 5,         // page file: the offset fills 63:32
+        0x5063,                                    // present
+        DEMAND_ZERO | MASK_46 | 1 << 4,            // SwizzleBit set: not swizzled
+        0xffff_c182_cc1f_fdf8_u64 << 16 | 1 << 10, // prototype: an address
+        0x0006_8dc0_0000_1000 & !0xfff,            // freed: bits 11:0 clear
+        0xdef3_u64 << 32 | 2 << 12 | 3 << 5,       // page file: the offset fills 63:32
         0,
     ];
     assert_eq!(conclude(4 * GIB, &entries), MaskInference::NoEvidence);
@@ -79,11 +79,19 @@ fn a_bit_inside_physical_memory_or_a_split_vote_conflicts() {
     entries.push(DEMAND_ZERO | 1 << 38);
     assert!(matches!(
         conclude(4 * GIB, &entries),
-        MaskInference::Swizzled { agreeing: 19, voters: 20, .. }
+        MaskInference::Swizzled {
+            agreeing: 19,
+            voters: 20,
+            ..
+        }
     ));
     entries[0] = DEMAND_ZERO;
     assert!(matches!(
         conclude(4 * GIB, &entries),
-        MaskInference::Conflicting { bit: 45, agreeing: 18, voters: 20 }
+        MaskInference::Conflicting {
+            bit: 45,
+            agreeing: 18,
+            voters: 20
+        }
     ));
 }

@@ -21,7 +21,7 @@ use crash_dump::{PAGE, Pages};
 const SWIZZLE_BIT: u64 = 1 << 4;
 
 /// What Windows 10 1803+ writes for the non-present entry `raw`.
-fn swizzled(raw: u64, mask: u64) -> u64 {
+const fn swizzled(raw: u64, mask: u64) -> u64 {
     if raw & mask == 0 {
         raw | mask
     } else {
@@ -67,13 +67,13 @@ fn va(i: usize) -> String {
     format!("{:x}", 0x40_0000 + (i as u64 + 1) * 0x1000)
 }
 
-/// Demand zero, ReadWrite (4).
+/// Demand zero, `ReadWrite` (4).
 const DEMAND_ZERO: u64 = 4 << 5;
 /// Demand zero, Readonly with guard (0x11).
 const DEMAND_ZERO_GUARD: u64 = 0x11 << 5;
-/// Transition to frame 0x1d (inside the capture), ReadWrite.
+/// Transition to frame 0x1d (inside the capture), `ReadWrite`.
 const TRANSITION: u64 = 0x1d << 12 | 1 << 11 | 4 << 5;
-/// Page file 2 at offset 0xdef3, ExecuteRead (3): transcript 01's entry
+/// Page file 2 at offset 0xdef3, `ExecuteRead` (3): transcript 01's entry
 /// before Windows swizzled it.
 const PAGE_FILE: u64 = 0xdef3 << 32 | 2 << 12 | 3 << 5;
 
@@ -140,7 +140,11 @@ fn pte_reads_the_mask_from_the_capture_for_maxphyaddr_39_46_48() {
             args.extend(addresses.iter().map(String::as_str));
             let output = ptwalk(&args);
             assert!(output.status.success(), "{name}: {output:?}");
-            assert_eq!(windbg_details(&text(&output.stdout)), WANT_DETAILS, "{name}");
+            assert_eq!(
+                windbg_details(&text(&output.stdout)),
+                WANT_DETAILS,
+                "{name}"
+            );
             let stderr = text(&output.stderr);
             assert_eq!(stderr.lines().count(), 1, "{name}: one line: {stderr}");
             assert!(
@@ -165,7 +169,10 @@ fn pte_reads_the_mask_from_the_capture_for_maxphyaddr_39_46_48() {
             &va(8),
         ]);
         let out = text(&explained.stdout);
-        assert!(out.contains("not valid: Transition: 1d, Protect: 4 - ReadWrite"), "{out}");
+        assert!(
+            out.contains("not valid: Transition: 1d, Protect: 4 - ReadWrite"),
+            "{out}"
+        );
         assert!(
             out.contains("not valid: PageFile:  2, Offset: def3, Protect: 3 - ExecuteRead"),
             "{out}"
@@ -207,22 +214,49 @@ fn conflicting_or_missing_evidence_is_said_and_the_default_used() {
     let mut entries = vec![swizzled(DEMAND_ZERO, 1 << 38); 4];
     entries.extend(vec![swizzled(DEMAND_ZERO, 1 << 45); 4]);
     let raw = write_temp("conflict.raw", &capture(&entries));
-    let output = ptwalk(&["pte", "--image", raw.to_str().unwrap(), "--cr3", "1000", &va(0)]);
+    let output = ptwalk(&[
+        "pte",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "1000",
+        &va(0),
+    ]);
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
         text(&output.stderr),
         "ptwalk: invalid-PTE mask: the capture's entries disagree (the most common high bit, 45, in 4 of 8; physical memory ends at 0x20000); using 0x8000000000000, MAXPHYADDR 52's; --invalid-pte-mask or --maxphyaddr to give it\n"
     );
     // Only valid entries and page-file entries: nothing to read the bit from.
-    let raw = write_temp("none.raw", &capture(&[0x5063, swizzled(PAGE_FILE, 1 << 45)]));
-    let output = ptwalk(&["pte", "--image", raw.to_str().unwrap(), "--cr3", "1000", &va(0)]);
+    let raw = write_temp(
+        "none.raw",
+        &capture(&[0x5063, swizzled(PAGE_FILE, 1 << 45)]),
+    );
+    let output = ptwalk(&[
+        "pte",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "1000",
+        &va(0),
+    ]);
     assert_eq!(
         text(&output.stderr),
         "ptwalk: invalid-PTE mask: no swizzled demand-zero or transition entry in the tables to read it from; using 0x8000000000000, MAXPHYADDR 52's; --invalid-pte-mask or --maxphyaddr to give it\n"
     );
     // Before Windows 10 1803: no entry carries a high bit.
-    let raw = write_temp("unswizzled.raw", &capture(&[DEMAND_ZERO, DEMAND_ZERO, TRANSITION]));
-    let output = ptwalk(&["pte", "--image", raw.to_str().unwrap(), "--cr3", "1000", &va(2)]);
+    let raw = write_temp(
+        "unswizzled.raw",
+        &capture(&[DEMAND_ZERO, DEMAND_ZERO, TRANSITION]),
+    );
+    let output = ptwalk(&[
+        "pte",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "1000",
+        &va(2),
+    ]);
     assert_eq!(windbg_details(&text(&output.stdout))[0], "Transition: 1d");
     assert_eq!(
         text(&output.stderr),
@@ -242,7 +276,8 @@ fn large_pages() -> Vec<u8> {
     put(0x2000 + 8, 0x4000_0000 | 0xe3);
     put(0x3000 + 3 * 8, 0x20_0000 | 0x1e1);
     // What the would-be PTE slots hold: the image's first bytes, as `nt`'s.
-    image[0x20_0000..0x20_0010].copy_from_slice(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00");
+    image[0x20_0000..0x20_0010]
+        .copy_from_slice(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00");
     image[0x20_0028..0x20_0030].fill(0xcc);
     image
 }

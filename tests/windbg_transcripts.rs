@@ -119,7 +119,11 @@ fn check(path: &Path, mask: InvalidPteMask) -> usize {
     // 26's publisher ran the columns together (`...8018PPE at`).
     let mut levels: Vec<(usize, Level)> = ["PXE", "PPE", "PDE", "PTE"]
         .iter()
-        .filter_map(|n| lines[names_at].find(&format!("{n} at")).map(|at| (at, level(n))))
+        .filter_map(|n| {
+            lines[names_at]
+                .find(&format!("{n} at"))
+                .map(|at| (at, level(n)))
+        })
         .collect();
     levels.sort_by_key(|(at, _)| *at);
     let levels: Vec<Level> = levels.into_iter().map(|(_, level)| level).collect();
@@ -374,7 +378,10 @@ fn every_protection_value_prints_as_windbg_names_it() {
     let want: Vec<String> = (0..32_u8)
         .map(|value| {
             let suffix = ["", " NC", " G", " WC"][usize::from(value >> 3)];
-            format!("Protect: {value:x} - {}{suffix}", access[usize::from(value & 7)])
+            format!(
+                "Protect: {value:x} - {}{suffix}",
+                access[usize::from(value & 7)]
+            )
         })
         .collect();
     let ours: Vec<String> = (0..32_u8).map(|v| Protection(v).to_string()).collect();

@@ -10,9 +10,10 @@ use std::fmt::Write;
 use libfuzzer_sys::fuzz_target;
 use model::compare::{assert_range_agrees, paging_of, translation_outcome};
 use model::{Cpu, translate, width, words_of};
+use vmwalk::walker::mask_evidence::{MaskEvidence, MaskInference};
 use vmwalk::walker::software_pte::InvalidPteMask;
 use vmwalk::walker::windbg::PathLines;
-use vmwalk::walker::{ImageMemory, VirtAddr};
+use vmwalk::walker::{ImageMemory, PageTableEntry, VirtAddr};
 
 const HEADER: usize = 2 + 8 + 4 * 8 + 16;
 
@@ -55,4 +56,21 @@ fuzz_target!(|data: &[u8]| {
     let first = word(data, 42) & span_mask;
     let last = (first + word(data, 50) % (4 << 20)).min(span_mask);
     assert_range_agrees(&paging, &memory, &words, cpu, cr3, (first, last), "fuzz");
+
+    // The mask every word of the image votes for: one bit a CPU can have,
+    // beyond the image, named by at most as many entries as voted.
+    let mut evidence = MaskEvidence::new(image.len() as u64);
+    for word in words.values() {
+        evidence.observe(PageTableEntry(*word));
+    }
+    if let MaskInference::Swizzled {
+        mask,
+        agreeing,
+        voters,
+    } = evidence.conclude()
+    {
+        assert!(mask.0.is_power_of_two() && (35..=51).contains(&mask.0.trailing_zeros()));
+        assert!(mask.0 >= image.len() as u64);
+        assert!(0 < agreeing && agreeing <= voters && voters as usize <= words.len());
+    }
 });

@@ -701,7 +701,13 @@ def prepare(emu, module, world, handled, missing):
     emu.reset_stack(emu.stack_base)  # and so does DriverEntry's
     for page in range(STACK_BASE, STACK_BASE + KERNEL_STACK_SIZE, PAGE):
         world.paging.map(page, world.paging.alloc_frame() * PAGE, PAGE, paging.NX | paging.RW)
-    world.paging.map(IMAGE_BASE, world.paging.alloc_frame(512) * PAGE, paging.LARGE_PAGE, paging.RW)
+    image_frame = world.paging.alloc_frame(512) * PAGE
+    world.paging.map(IMAGE_BASE, image_frame, paging.LARGE_PAGE, paging.RW)
+    # The large page starts as `nt`'s does, with an MZ header, where the would-be
+    # PTEs below it would lie: WinDbg shows 0 there, so must the driver.
+    world.paging.memory.write_u64(image_frame, 0x0000_0003_0090_5A4D)
+    for offset in range(8, PAGE, 8):
+        world.paging.memory.write_u64(image_frame + offset, 0xCCCC_CCCC_CCCC_CCCC)
     emu.mem_map(PAGE, base=NT_DATA, tag="vmwalk.ntoskrnl.data")
     world.paging.map(NT_DATA, world.paging.alloc_frame() * PAGE, PAGE, paging.NX | paging.RW)
 

@@ -105,12 +105,7 @@ impl X64Tables {
     }
 
     /// Logs the block `!pte va` prints, line for line (needs the self-map).
-    fn log_pte_block<K: KernelApi>(
-        &self,
-        kernel: &K,
-        va: u64,
-        path: &Path,
-    ) {
+    fn log_pte_block<K: KernelApi>(&self, kernel: &K, va: u64, path: &Path) {
         // A non-canonical address has no entries: nothing for `!pte` to show.
         let (Some(self_map), false) = (self.self_map, path.as_slice().is_empty()) else {
             return;

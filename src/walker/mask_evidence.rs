@@ -107,7 +107,7 @@ impl MaskEvidence {
         let voiceless = entry.is_present()
             || raw & SWIZZLE_BIT != 0
             || raw & PROTOTYPE != 0
-            || raw & 0xfff == 0;
+            || raw.trailing_zeros() >= 12; // zero, or freed
         if voiceless {
             return;
         }
@@ -136,15 +136,14 @@ impl MaskEvidence {
     /// The mask the votes name, or why they name none.
     #[must_use]
     pub fn conclude(&self) -> MaskInference {
-        let (bit, agreeing) = self
-            .votes
-            .iter()
-            .enumerate()
+        let (bit, agreeing) = (0_u32..)
+            .zip(self.votes)
             // The last of equal maxima: the highest bit.
-            .max_by_key(|(_, votes)| **votes)
-            .map_or((0, 0), |(bit, votes)| (bit as u32, *votes));
+            .max_by_key(|(_, votes)| *votes)
+            .unwrap_or((0, 0));
         let voters = self.votes.iter().sum::<u32>() + self.unmasked;
-        let majority = |count: u32| u64::from(count) * 20 >= u64::from(voters) * MAJORITY_TWENTIETHS;
+        let majority =
+            |count: u32| u64::from(count) * 20 >= u64::from(voters) * MAJORITY_TWENTIETHS;
         if voters == 0 {
             MaskInference::NoEvidence
         } else if agreeing > 0 && majority(agreeing) && (1_u64 << bit) >= self.physical_end {

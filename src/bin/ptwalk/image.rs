@@ -100,13 +100,16 @@ impl Image {
 
     /// One past the highest physical address the image holds.
     pub fn physical_end(&self) -> u64 {
-        self.segments.as_ref().map_or(self.bytes().len() as u64, |segments| {
-            segments
-                .iter()
-                .map(|s| s.paddr.saturating_add(s.memory_size))
-                .max()
-                .unwrap_or(0)
-        })
+        self.segments.as_ref().map_or_else(
+            || self.bytes().len() as u64,
+            |segments| {
+                segments
+                    .iter()
+                    .map(|s| s.paddr.saturating_add(s.memory_size))
+                    .max()
+                    .unwrap_or(0)
+            },
+        )
     }
 
     /// Fails unless the 4 KiB table at `table` can be read in full.

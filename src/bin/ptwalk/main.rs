@@ -221,7 +221,7 @@ fn cli() -> ClapCommand {
                 .args(arch_args)
                 .arg(Arg::new("addresses").value_name("ADDR").required_unless_present("addresses-from").num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3"))
                 .arg(addresses_from)
-                .arg(invalid_pte_mask.clone())
+                .arg(invalid_pte_mask)
                 .arg(Arg::new("self-map").long("self-map").default_value("auto").value_parser(parse_self_map).help("Top-level index that maps its own table, in hex, or `auto` to find it")),
         )
 }
@@ -480,9 +480,11 @@ fn run(command: &Command) -> Result<()> {
             let addresses = &all_addresses(addresses, addresses_from.as_ref())?;
             let maxphyaddr = paging.maxphyaddr;
             let (paging, image) = paging.open()?;
-            let mask = (*explain && *os == Os::Windows)
-                .then(|| mask::choose(&image, &paging, *invalid_pte_mask, maxphyaddr))
-                .unwrap_or(InvalidPteMask::NONE);
+            let mask = if *explain && *os == Os::Windows {
+                mask::choose(&image, &paging, *invalid_pte_mask, maxphyaddr)
+            } else {
+                InvalidPteMask::NONE
+            };
             let (mut unreadable, mut translated) = (0, 0);
             for &va in addresses {
                 let result = paging.translate(&image, VirtAddr(va));

@@ -4,12 +4,14 @@
 
 mod crash_dump;
 mod fixtures;
+mod ptwalk_run;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crash_dump::{PAGE, Pages};
+use crash_dump::PAGE;
+use ptwalk_run::{pages_of, ptwalk, stdout, write_temp};
 
 /// PML4 at 0x1000 -> PDPT 0x2000 -> PD 0x3000; PD[2] -> PT 0x4000.
 /// PT[1] maps 0x401000 to 0x5000 (NX, dirty, accessed, kernel, writable);
@@ -58,23 +60,6 @@ fn elf_core(memory: &[u8]) -> Vec<u8> {
     elf.extend_from_slice(&memory[half..]);
     elf.extend_from_slice(&memory[..half]);
     elf
-}
-
-fn write_temp(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("vmwalk-ptwalk-{}-{name}", std::process::id()));
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
-fn ptwalk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ptwalk"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
 }
 
 const ADDRESSES: [&str; 5] = [
@@ -731,15 +716,6 @@ fn dump_and_explain_on_crash_dumps_match_the_raw_image() {
         let explained = ptwalk_on("translate", dump, true, None, &explain);
         assert_eq!(explained.stdout, raw_explained.stdout, "{}", dump.display());
     }
-}
-
-/// `memory` (physical address = offset) as the pages a dump holds.
-fn pages_of(memory: &[u8]) -> Pages {
-    memory
-        .chunks(PAGE)
-        .enumerate()
-        .map(|(i, page)| ((i * PAGE) as u64, page.to_vec()))
-        .collect()
 }
 
 #[test]

@@ -12,11 +12,9 @@
 //! (tests/windbg/01, 24, 25).
 
 mod crash_dump;
+mod ptwalk_run;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-use crash_dump::{PAGE, Pages};
+use ptwalk_run::{pages_of, ptwalk, stderr, stdout, write_temp};
 
 const SWIZZLE_BIT: u64 = 1 << 4;
 
@@ -27,23 +25,6 @@ const fn swizzled(raw: u64, mask: u64) -> u64 {
     } else {
         raw | SWIZZLE_BIT
     }
-}
-
-fn write_temp(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("vmwalk-capture-{}-{name}", std::process::id()));
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
-fn ptwalk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ptwalk"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A Windows-like image (PML4 at 0x1000, self-map 0x1ed; PDPT 0x2000, PD
@@ -107,14 +88,6 @@ const WANT_DETAILS: [&str; 9] = [
     "Protect: 3 - ExecuteRead",
 ];
 
-fn pages_of(memory: &[u8]) -> Pages {
-    memory
-        .chunks(PAGE)
-        .enumerate()
-        .map(|(i, page)| ((i * PAGE) as u64, page.to_vec()))
-        .collect()
-}
-
 #[test]
 fn pte_reads_the_mask_from_the_capture_for_maxphyaddr_39_46_48() {
     for maxphyaddr in [39_u32, 46, 48] {
@@ -140,12 +113,8 @@ fn pte_reads_the_mask_from_the_capture_for_maxphyaddr_39_46_48() {
             args.extend(addresses.iter().map(String::as_str));
             let output = ptwalk(&args);
             assert!(output.status.success(), "{name}: {output:?}");
-            assert_eq!(
-                windbg_details(&text(&output.stdout)),
-                WANT_DETAILS,
-                "{name}"
-            );
-            let stderr = text(&output.stderr);
+            assert_eq!(windbg_details(&stdout(&output)), WANT_DETAILS, "{name}");
+            let stderr = stderr(&output);
             assert_eq!(stderr.lines().count(), 1, "{name}: one line: {stderr}");
             assert!(
                 stderr.starts_with(&format!(
@@ -168,7 +137,7 @@ fn pte_reads_the_mask_from_the_capture_for_maxphyaddr_39_46_48() {
             &va(7),
             &va(8),
         ]);
-        let out = text(&explained.stdout);
+        let out = stdout(&explained);
         assert!(
             out.contains("not valid: Transition: 1d, Protect: 4 - ReadWrite"),
             "{out}"
@@ -177,7 +146,7 @@ fn pte_reads_the_mask_from_the_capture_for_maxphyaddr_39_46_48() {
             out.contains("not valid: PageFile:  2, Offset: def3, Protect: 3 - ExecuteRead"),
             "{out}"
         );
-        assert!(text(&explained.stderr).contains(&format!("MAXPHYADDR {maxphyaddr}")));
+        assert!(stderr(&explained).contains(&format!("MAXPHYADDR {maxphyaddr}")));
     }
 }
 
@@ -189,23 +158,36 @@ fn the_overrides_win_over_the_capture() {
     let base = ["pte", "--image", image, "--cr3", "1000"];
     // No mask: the swizzled bit stays in the frame and in the offset.
     let none = ptwalk(&[&base[..], &["--invalid-pte-mask", "0", &va(7), &va(8)]].concat());
-    let details = windbg_details(&text(&none.stdout));
+    let details = windbg_details(&stdout(&none));
     assert_eq!(details[0], format!("Transition: {:x}", (mask >> 12) | 0x1d));
     assert_eq!(details[3], format!("Offset: {:x}", (mask >> 32) | 0xdef3));
     assert_eq!(
-        text(&none.stderr),
+        stderr(&none),
         "ptwalk: invalid-PTE mask 0x0 (--invalid-pte-mask)\n"
     );
     // --maxphyaddr 46 names another bit: the capture's stays in.
     let wrong = ptwalk(&[&base[..], &["--maxphyaddr", "46", &va(7)]].concat());
     assert_eq!(
-        windbg_details(&text(&wrong.stdout))[0],
+        windbg_details(&stdout(&wrong))[0],
         format!("Transition: {:x}", (mask >> 12) | 0x1d)
     );
     assert_eq!(
-        text(&wrong.stderr),
+        stderr(&wrong),
         "ptwalk: invalid-PTE mask 0x200000000000 (1 << (MAXPHYADDR - 1), --maxphyaddr 46)\n"
     );
+}
+
+/// `ptwalk pte` on the capture of `entries`, for the address of entry `i`.
+fn pte_on_capture(name: &str, entries: &[u64], i: usize) -> std::process::Output {
+    let raw = write_temp(name, &capture(entries));
+    ptwalk(&[
+        "pte",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "1000",
+        &va(i),
+    ])
 }
 
 #[test]
@@ -213,53 +195,23 @@ fn conflicting_or_missing_evidence_is_said_and_the_default_used() {
     // Half the entries carry bit 38, half bit 45.
     let mut entries = vec![swizzled(DEMAND_ZERO, 1 << 38); 4];
     entries.extend(vec![swizzled(DEMAND_ZERO, 1 << 45); 4]);
-    let raw = write_temp("conflict.raw", &capture(&entries));
-    let output = ptwalk(&[
-        "pte",
-        "--image",
-        raw.to_str().unwrap(),
-        "--cr3",
-        "1000",
-        &va(0),
-    ]);
+    let output = pte_on_capture("conflict.raw", &entries, 0);
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
-        text(&output.stderr),
+        stderr(&output),
         "ptwalk: invalid-PTE mask: the capture's entries disagree (the most common high bit, 45, in 4 of 8; physical memory ends at 0x20000); using 0x8000000000000, MAXPHYADDR 52's; --invalid-pte-mask or --maxphyaddr to give it\n"
     );
     // Only valid entries and page-file entries: nothing to read the bit from.
-    let raw = write_temp(
-        "none.raw",
-        &capture(&[0x5063, swizzled(PAGE_FILE, 1 << 45)]),
-    );
-    let output = ptwalk(&[
-        "pte",
-        "--image",
-        raw.to_str().unwrap(),
-        "--cr3",
-        "1000",
-        &va(0),
-    ]);
+    let output = pte_on_capture("none.raw", &[0x5063, swizzled(PAGE_FILE, 1 << 45)], 0);
     assert_eq!(
-        text(&output.stderr),
+        stderr(&output),
         "ptwalk: invalid-PTE mask: no swizzled demand-zero or transition entry in the tables to read it from; using 0x8000000000000, MAXPHYADDR 52's; --invalid-pte-mask or --maxphyaddr to give it\n"
     );
     // Before Windows 10 1803: no entry carries a high bit.
-    let raw = write_temp(
-        "unswizzled.raw",
-        &capture(&[DEMAND_ZERO, DEMAND_ZERO, TRANSITION]),
-    );
-    let output = ptwalk(&[
-        "pte",
-        "--image",
-        raw.to_str().unwrap(),
-        "--cr3",
-        "1000",
-        &va(2),
-    ]);
-    assert_eq!(windbg_details(&text(&output.stdout))[0], "Transition: 1d");
+    let output = pte_on_capture("unswizzled.raw", &[DEMAND_ZERO, DEMAND_ZERO, TRANSITION], 2);
+    assert_eq!(windbg_details(&stdout(&output))[0], "Transition: 1d");
     assert_eq!(
-        text(&output.stderr),
+        stderr(&output),
         "ptwalk: invalid-PTE mask 0, from the capture: 3 demand-zero and transition entries with bit 4 clear carry no high bit (Windows before 10 1803, or not mitigated)\n"
     );
 }
@@ -322,5 +274,5 @@ PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00008    PDE at FFFFF6FB40001000   
 contains 0000000000002067  contains 00000000400000E3  contains 0000000000000000  contains 0000000000000000
 pfn 2         ---DA--UWEV  pfn 40000     --LDA--KWEV  {large_40001}
 ");
-    assert_eq!(text(&output.stdout), want);
+    assert_eq!(stdout(&output), want);
 }

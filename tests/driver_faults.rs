@@ -102,6 +102,11 @@ fn expected_partial_mdl(fault: Fault) -> (DriverError, &'static str, Vec<&'stati
             "mdl-mapping and partial-mapping do not share a page",
             full(),
         ),
+        Fault::SharedPte => (
+            DriverError::WalkContradicts,
+            "mdl-mapping and partial-mapping translate through one PTE",
+            full(),
+        ),
         _ => unreachable!("not a fault of the default method: {fault:?}"),
     }
 }
@@ -159,6 +164,11 @@ fn expected_pool_mdl(fault: Fault) -> (DriverError, &'static str, Vec<&'static s
         Fault::WalkContradicts => (
             DriverError::WalkContradicts,
             "pool and mapping do not share a page",
+            full.clone(),
+        ),
+        Fault::SharedPte => (
+            DriverError::WalkContradicts,
+            "pool and mapping translate through one PTE",
             full,
         ),
         _ => unreachable!("not a fault of the seed's sequence: {fault:?}"),

@@ -386,3 +386,43 @@ fn arm64_a_user_address_is_walked_through_the_process_ttbr0() {
         "the self-map of each address space: {lines:#?}"
     );
 }
+
+/// A `ProcessName` of 65 characters (one more than the driver holds) is
+/// refused with its error line, never cut to the 64 that would name
+/// another process: here one whose image file is those first 64.
+#[test]
+fn an_over_long_process_name_is_refused_not_truncated() {
+    let sixty_four = "a".repeat(64);
+    let run_named = |name: &str| {
+        let kernel = FakeKernel::new();
+        kernel.add_process(4);
+        kernel.add_process(PROCESS);
+        kernel.set_process_image(PROCESS, &format!(r"\Device\HarddiskVolume3\{sixty_four}"));
+        kernel.map_in_process(PROCESS, USER);
+        kernel.set_parameter("Addresses", REG_MULTI_SZ, &multi_sz(&["7ff6c0001008"]));
+        kernel.set_string_parameter("ProcessName", name);
+        let (_, lines, errors) = run(&kernel);
+        (lines, errors)
+    };
+    let (lines, errors) = run_named(&format!("{sixty_four}b"));
+    assert!(
+        has(
+            &errors,
+            "vmwalk: ProcessName is empty or longer than 64 characters; ignored\n"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("is process")),
+        "{lines:#?}"
+    );
+    // The same name at 64 characters is found.
+    let (lines, _) = run_named(&sixty_four);
+    assert!(
+        has(
+            &lines,
+            &format!("vmwalk: {sixty_four} is process {PROCESS}\n")
+        ),
+        "{lines:#?}"
+    );
+}

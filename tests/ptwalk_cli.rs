@@ -33,10 +33,19 @@ fn tiny_image() -> Vec<u8> {
 
 /// The same memory as an ELF core: two `PT_LOAD` segments, in reverse file order.
 fn elf_core(memory: &[u8]) -> Vec<u8> {
-    let (ehdr, phdr) = (64_usize, 56_usize); // ELF64 header and program header sizes
     let half = memory.len() / 2;
-    let data = ehdr + 2 * phdr;
-    let mut elf = vec![0u8; data];
+    elf_core_of(&[
+        (half as u64, &memory[half..], half as u64),
+        (0, &memory[..half], half as u64),
+    ])
+}
+
+/// An ELF core of `PT_LOAD` segments `(p_paddr, file bytes, p_memsz)`, their
+/// bytes one after another in the file, in this order.
+fn elf_core_of(segments: &[(u64, &[u8], u64)]) -> Vec<u8> {
+    let (ehdr, phdr) = (64_usize, 56_usize); // ELF64 header and program header sizes
+    let mut offset = ehdr + segments.len() * phdr;
+    let mut elf = vec![0u8; offset];
     elf[..4].copy_from_slice(b"\x7fELF");
     elf[4] = 2; // ELFCLASS64
     elf[5] = 1; // little-endian
@@ -47,18 +56,19 @@ fn elf_core(memory: &[u8]) -> Vec<u8> {
     elf[32..40].copy_from_slice(&(ehdr as u64).to_le_bytes()); // e_phoff
     elf[52..54].copy_from_slice(&64_u16.to_le_bytes()); // e_ehsize
     elf[54..56].copy_from_slice(&56_u16.to_le_bytes()); // e_phentsize
-    elf[56..58].copy_from_slice(&2u16.to_le_bytes()); // e_phnum
-    // Segment 0: the upper half first in the file; segment 1: the lower half.
-    for (i, (paddr, offset)) in [(half, data), (0, data + half)].into_iter().enumerate() {
+    elf[56..58].copy_from_slice(&u16::try_from(segments.len()).unwrap().to_le_bytes()); // e_phnum
+    for (i, (paddr, bytes, memsz)) in segments.iter().enumerate() {
         let p = ehdr + i * phdr;
         elf[p..p + 4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
         elf[p + 8..p + 16].copy_from_slice(&(offset as u64).to_le_bytes());
-        elf[p + 24..p + 32].copy_from_slice(&(paddr as u64).to_le_bytes()); // p_paddr
-        elf[p + 32..p + 40].copy_from_slice(&(half as u64).to_le_bytes()); // p_filesz
-        elf[p + 40..p + 48].copy_from_slice(&(half as u64).to_le_bytes()); // p_memsz
+        elf[p + 24..p + 32].copy_from_slice(&paddr.to_le_bytes()); // p_paddr
+        elf[p + 32..p + 40].copy_from_slice(&(bytes.len() as u64).to_le_bytes()); // p_filesz
+        elf[p + 40..p + 48].copy_from_slice(&memsz.to_le_bytes()); // p_memsz
+        offset += bytes.len();
     }
-    elf.extend_from_slice(&memory[half..]);
-    elf.extend_from_slice(&memory[..half]);
+    for (_, bytes, _) in segments {
+        elf.extend_from_slice(bytes);
+    }
     elf
 }
 
@@ -1161,5 +1171,107 @@ fn aarch64_dump_goes_past_entries_it_cannot_follow() {
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         "ptwalk: skipped: 0xffffa8fc00001000 does not translate: Translation fault, level 3: descriptor 0x004000023ea00781 is a reserved encoding (bits 1:0 = 0b01)\n"
+    );
+}
+
+/// A segment whose file bytes end inside a page (`p_filesz` 0x1800,
+/// `p_memsz` 0x2000): the page's rest reads as zero (ELF's rule), not as the
+/// next segment's bytes that follow in the file, also after a read of the
+/// page's first half.
+#[test]
+fn memory_past_a_segments_file_bytes_reads_zero_after_a_read_before_it() {
+    // PML4 at 0x1000: entry 0 -> PDPT 0x2000 (the second segment) -> PD
+    // 0x3000 -> PT 0x4000 -> 0x5000. Entry 511 lies at 0x1ff8, past the
+    // first segment's file bytes: zero, not present.
+    let mut low = vec![0u8; 0x1800];
+    low[0x1000..0x1008].copy_from_slice(&0x2067_u64.to_le_bytes());
+    let mut high = vec![0u8; 0x4000];
+    for (at, value) in [(0, 0x3067_u64), (0x1000, 0x4067), (0x2000, 0x5067)] {
+        high[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    }
+    // Whatever follows in the file must not be read as the first segment's.
+    high[0x7f8..0x800].copy_from_slice(&0x2067_u64.to_le_bytes());
+    let core = write_temp(
+        "partial.elf",
+        &elf_core_of(&[(0, &low, 0x2000), (0x2000, &high, 0x4000)]),
+    );
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        core.to_str().unwrap(),
+        "--cr3",
+        "1000",
+        "123",
+        "ffffff8000000123",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "0x123 0x5123\n0xffffff8000000123 -\n");
+}
+
+/// A bitmap dump's last bitmap byte may have bits set past `Pages` (9 pages:
+/// bits 9 to 15): they are no pages, and a file that holds the 9 is not
+/// "truncated" for them.
+#[test]
+fn bitmap_bits_past_the_page_count_are_not_pages() {
+    let mut pages = pages_of(&tiny_image());
+    pages.insert(8 * PAGE as u64, vec![0; PAGE]);
+    let mut dump = crash_dump::bitmap(0x1000, &pages);
+    assert_eq!(
+        u64::from_le_bytes(dump[crash_dump::BITMAP_PAGES..][..8].try_into().unwrap()),
+        9
+    );
+    dump[crash_dump::BITMAP_START + 1] |= 0xfe;
+    let path = write_temp("spare-bits.dmp", &dump);
+    let output = ptwalk(
+        &[
+            &["translate", "--image", path.to_str().unwrap()],
+            &ADDRESSES[..],
+        ]
+        .concat(),
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), ANSWERS);
+}
+
+/// Found by the image-reader fuzz target's second reading: a segment that
+/// starts inside a page is read by address (no page cache across its start),
+/// and one with more file bytes than memory is refused in one line.
+#[test]
+fn elf_segments_off_page_boundaries_or_with_too_many_file_bytes() {
+    // PML4 at 0x1000 in a segment starting at 0x800; entry 0 -> 0x2067.
+    let mut bytes = vec![0u8; 0x4800];
+    for (at, value) in [
+        (0x800, 0x2067_u64),
+        (0x1800, 0x3067),
+        (0x2800, 0x4067),
+        (0x3808, 0x5067),
+    ] {
+        bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    }
+    let core = write_temp("unaligned.elf", &elf_core_of(&[(0x800, &bytes, 0x4800)]));
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        core.to_str().unwrap(),
+        "--cr3",
+        "1000",
+        "1123",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "0x1123 0x5123\n");
+
+    let core = write_temp("file-over-memory.elf", &elf_core_of(&[(0, &bytes, 0x800)]));
+    let output = ptwalk(&[
+        "translate",
+        "--image",
+        core.to_str().unwrap(),
+        "--cr3",
+        "1000",
+        "0",
+    ]);
+    assert_one_line_error(
+        &output,
+        1,
+        "has more file bytes (0x4800) than memory (0x800)",
     );
 }

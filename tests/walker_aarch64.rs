@@ -274,3 +274,117 @@ fn unsupported_registers_are_refused() {
         Err(ConfigError::Lpa2)
     );
 }
+
+/// T1SZ is checked on its own: 40 and above (fewer than 25 VA bits, which
+/// a 4 KiB granule walk cannot start at level 1 for) and below 16 are
+/// refused for the upper range, whatever T0SZ is.
+#[test]
+fn t1sz_outside_16_to_39_is_refused_for_the_upper_range() {
+    for t1sz in [15, 40, 44, 63] {
+        assert_eq!(
+            Paging::from_registers(0, 0, tcr(16, t1sz)),
+            Err(ConfigError::RegionSize {
+                range: VaRange::Upper,
+                txsz: u8::try_from(t1sz).unwrap()
+            }),
+            "T1SZ {t1sz}"
+        );
+    }
+    assert!(Paging::from_registers(0, 0, tcr(39, 16)).is_ok());
+    assert!(Paging::from_registers(0, 0, tcr(16, 39)).is_ok());
+}
+
+/// The walk from level 0 (T0SZ = 16, 48 bits: the fast path's case), rule
+/// by rule. A 1 GiB block at level 1: the output address is the
+/// descriptor's bits 47:30 and the VA's 29:0, whatever the descriptor holds
+/// in 29:12.
+#[test]
+fn from_level_0_a_1_gib_block_takes_bits_29_0_from_the_address() {
+    let mut image = Image::new();
+    image.put(0x1000, 0, 0x2000 | TABLE);
+    image.put(0x2000, 1, 0x1_8000_0000 | 0x2aa5_5000 | AF | BLOCK);
+    let paging = Paging::from_registers(0x1000, 0, tcr(16, 16)).unwrap();
+    let t = paging
+        .translate(&ImageMemory::new(&image.0), VirtAddr(0x7123_4567))
+        .unwrap();
+    assert_eq!(t.pa, PhysAddr(0x1_b123_4567));
+    assert_eq!(t.mapping.size, PageSize::Size1G);
+    assert_eq!(t.mapping.va, VirtAddr(0x4000_0000));
+}
+
+/// From level 0, IPS = 0b000 (32 bits): a page whose output address has
+/// bit 32 set is an Address size fault at level 3, and a table address
+/// beyond 32 bits one at the level that names it.
+#[test]
+fn from_level_0_outputs_beyond_ips_are_address_size_faults() {
+    let mut image = Image::new();
+    image.put(0x1000, 0, 0x2000 | TABLE);
+    image.put(0x2000, 0, 0x3000 | TABLE);
+    image.put(0x3000, 0, 0x4000 | TABLE);
+    image.put(0x4000, 1, 0x1_0000_5000 | AF | PAGE);
+    image.put(0x4000, 2, 0x5000 | AF | PAGE);
+    image.put(0x3000, 1, 0x1_0000_6000 | TABLE);
+    let tcr32 = tcr(16, 16) & !(0b111 << 32);
+    let paging = Paging::from_registers(0x1000, 0, tcr32).unwrap();
+    let memory = ImageMemory::new(&image.0);
+    let fault = paging.translate(&memory, VirtAddr(0x1000)).unwrap_err();
+    assert!(
+        matches!(
+            fault.kind,
+            FaultKind::AddressSize {
+                level: Level::L3,
+                pa_bits: 32,
+                ..
+            }
+        ),
+        "{fault}"
+    );
+    let fault = paging.translate(&memory, VirtAddr(0x20_0000)).unwrap_err();
+    assert!(
+        matches!(
+            fault.kind,
+            FaultKind::AddressSize {
+                level: Level::L2,
+                pa_bits: 32,
+                ..
+            }
+        ),
+        "{fault}"
+    );
+    assert_eq!(
+        paging.translate(&memory, VirtAddr(0x2abc)).unwrap().pa,
+        PhysAddr(0x5abc)
+    );
+}
+
+/// From level 0, with valid tables: EPD0 makes a TTBR0 walk a Translation
+/// fault at level 0, EPD1 a TTBR1 walk, and each leaves the other range be.
+#[test]
+fn from_level_0_epd_disables_a_range_with_tables_in_place() {
+    let mut image = Image::new();
+    for top in [0x1000, 0x1800] {
+        image.put(top, 0, 0x2000 | TABLE);
+    }
+    image.put(0x1000, 511, 0x2000 | TABLE);
+    image.put(0x2000, 0, 0x3000 | TABLE);
+    image.put(0x2000, 511, 0x3000 | TABLE);
+    image.put(0x3000, 0, 0x4000 | TABLE);
+    image.put(0x3000, 511, 0x4000 | TABLE);
+    image.put(0x4000, 0, 0x7000 | AF | PAGE);
+    image.put(0x4000, 511, 0x7000 | AF | PAGE);
+    let memory = ImageMemory::new(&image.0);
+    let (low, high) = (VirtAddr(0x123), VirtAddr(0xffff_ffff_ffff_f123));
+    let (epd0, epd1) = (1 << 7, 1 << 23);
+    let both = Paging::from_registers(0x1000, 0x1000, tcr(16, 16)).unwrap();
+    assert_eq!(both.translate(&memory, low).unwrap().pa, PhysAddr(0x7123));
+    assert_eq!(both.translate(&memory, high).unwrap().pa, PhysAddr(0x7123));
+    for (epd, off, on, range) in [
+        (epd0, low, high, VaRange::Lower),
+        (epd1, high, low, VaRange::Upper),
+    ] {
+        let paging = Paging::from_registers(0x1000, 0x1000, tcr(16, 16) | epd).unwrap();
+        let fault = paging.translate(&memory, off).unwrap_err();
+        assert_eq!(fault.kind, FaultKind::WalksDisabled { range });
+        assert_eq!(paging.translate(&memory, on).unwrap().pa, PhysAddr(0x7123));
+    }
+}

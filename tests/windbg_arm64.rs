@@ -162,3 +162,30 @@ fn the_self_map_names_user_descriptors_only_in_windows_layout() {
         assert!(map.names(&elsewhere, kernel));
     }
 }
+
+/// The X column reads the execute-never bit of the address's own exception
+/// level: PXN (bit 53) for a kernel (TTBR1) address, UXN (bit 54) for a user
+/// one (the published user page, arm64/02, has both set, so this is the
+/// inferred half of the rule, as `MemProcFS` reads it). One descriptor with
+/// only one of them set shows both answers.
+#[test]
+fn the_x_column_reads_pxn_for_kernel_and_uxn_for_user_addresses() {
+    use vmwalk::walker::aarch64::windbg::Flags;
+    use vmwalk::walker::aarch64::{Descriptor, Level};
+    let page = 0x9000 | 1 << 10 | 0b11;
+    let column = |raw: u64, kernel: bool| {
+        let flags = Flags {
+            descriptor: Descriptor(raw),
+            level: Level::L3,
+            kernel,
+        }
+        .to_string();
+        flags.chars().nth(2).unwrap()
+    };
+    let privileged_never = page | Descriptor::PXN;
+    let unprivileged_never = page | Descriptor::UXN;
+    assert_eq!(column(privileged_never, true), '-');
+    assert_eq!(column(privileged_never, false), 'X');
+    assert_eq!(column(unprivileged_never, true), 'X');
+    assert_eq!(column(unprivileged_never, false), '-');
+}

@@ -464,6 +464,11 @@ def check_pte_blocks(world, lines):
     return problems, blocks
 
 
+WALK_RESULT = re.compile(r"vmwalk: (\S+) 0x([0-9a-f]+) -> physical 0x([0-9a-f]+) \(")
+WALKS = ("mdl-mapping", "partial-mapping", "DriverEntry", "stack")  # the driver's own addresses
+DPFLTR_ERROR_LEVEL = 0
+
+
 def check_log(harness, mappings):
     """What the log must say, from the world."""
     world, text = harness.world, "".join(line for _, line in harness.lines)
@@ -483,7 +488,15 @@ def check_log(harness, mappings):
         wanted.append("%#x -> physical %#x (4K page at %#x, EL1 rw, EL0 -, EL1 nx, EL0 nx, ISH, AttrIndx 0)\n" % (va, pa, pa))
         wanted.append("%#x: MmGetPhysicalAddress %#x and MDL PFN %#x agree with the walk\n" % (va, pa, pfn))
     missing = [w for w in wanted if w not in text]
-    errors = [line for level, line in harness.lines if level == 0]
+    # Every walk the driver makes, and each one's answer the world's.
+    walked = {}
+    for m in WALK_RESULT.finditer(text):
+        name, va, pa = m[1], int(m[2], 16), int(m[3], 16)
+        walked[name] = va
+        if world.translate(va) != pa:
+            missing.append("%s %#x -> physical %#x (the world's)" % (name, va, world.translate(va) or 0))
+    missing += ["a walk of %s" % name for name in WALKS if name not in walked]
+    errors = [line for level, line in harness.lines if level == DPFLTR_ERROR_LEVEL]
     block_problems, blocks = check_pte_blocks(world, [line for _, line in harness.lines])
     if blocks < len(mappings):
         block_problems.append("%d !pte blocks logged, fewer than the %d mappings" % (blocks, len(mappings)))
@@ -513,6 +526,8 @@ def run(path, tamper=None, echo=True):
     elif len(mappings) != 2 or mappings[0][1] != mappings[1][1]:
         harness.problem("after DriverEntry: mappings %s, not two of one frame" % mappings)
     else:
+        for change in getattr(harness, "after_entry", ()):  # self-test: the world changes under the log
+            change()
         harness.problems += check_log(harness, mappings)
         unload = harness.u64(driver + 0x68)  # DRIVER_OBJECT.DriverUnload
         if not unload:
@@ -552,11 +567,31 @@ def windows_disagrees(harness):
     harness.MmGetPhysicalAddress = lambda va, *_: (harness.world.translate(va) or 0) + PAGE
 
 
+def stack_unmapped(harness):
+    """The world no longer maps the stack: the driver's stack walk fails,
+    with an error line."""
+    harness.world.unmap(STACK, STACK_SIZE // PAGE)
+
+
+def flip_ng_after_entry(harness):
+    """After DriverEntry the first mapping's level 3 descriptor gains nG: the
+    !pte blocks the driver logged no longer match the world."""
+    def flip():
+        first = min(harness.mappings)
+        at = harness.world.slot(first, False)
+        harness.world.write(at, struct.unpack("<Q", harness.world.read(at, 8))[0] ^ 1 << 11)
+    harness.after_entry = [flip]
+
+
+# Each break, and a problem it must raise (the check it exercises).
 SELF_TEST = {
-    "a second mapping of another page": second_mapping_elsewhere,
-    "TTBR1_EL1 a page off (no self-map)": ttbr1_elsewhere,
-    "an IoFreeMdl that frees nothing": io_free_mdl_frees_nothing,
-    "MmGetPhysicalAddress a page off": windows_disagrees,
+    "a second mapping of another page": (second_mapping_elsewhere, "DriverEntry returned 0xc00000e5"),
+    "TTBR1_EL1 a page off (no self-map)": (ttbr1_elsewhere, "the log lacks \"vmwalk: self-map:"),
+    "an IoFreeMdl that frees nothing": (io_free_mdl_frees_nothing, "MmFreePagesFromMdl("),
+    "MmGetPhysicalAddress a page off": (windows_disagrees, "MmGetPhysicalAddress"),
+    "the stack unmapped (the stack walk fails): its error line": (stack_unmapped, "error line: 'vmwalk: walk of stack"),
+    "the stack unmapped (the stack walk fails): no stack walk": (stack_unmapped, "the log lacks 'a walk of stack'"),
+    "a descriptor bit that differs from the logged !pte block": (flip_ng_after_entry, " row 2: "),
 }
 
 
@@ -571,9 +606,11 @@ def main():
         print("arm64: FAILED: %s" % problem)
     failed = bool(problems)
     if self_test:  # each break must be caught
-        for name, tamper in SELF_TEST.items():
-            caught = run(paths[0], tamper, echo=False)
-            print("arm64 self-test: %s: %s" % (name, ("caught (%s)" % caught[0]) if caught else "NOT CAUGHT"))
+        for name, (tamper, expected) in SELF_TEST.items():
+            problems = run(paths[0], tamper, echo=False)
+            caught = [p for p in problems if expected in p]
+            print("arm64 self-test: %s: %s" % (name, ("caught (%s)" % caught[0]) if caught
+                                               else "NOT CAUGHT (%r)" % problems))
             failed |= not caught
     print("arm64: %s" % ("FAILED" if failed else "ok"))
     return 1 if failed else 0

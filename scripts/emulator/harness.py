@@ -42,7 +42,7 @@ import speakeasy
 from speakeasy.winenv import arch as e_arch
 
 import world as paging
-from walk_check import WALK_LINE, check_world
+from walk_check import ENTRY_LINE, WALK_LINE, check_world
 
 PAGE = 0x1000
 POOL_FLAG_NON_PAGED = 0x40
@@ -180,6 +180,7 @@ class World:
     map_calls: int = 0
     open_keys: list = field(default_factory=list)
     close_nothing: bool = False  # self-test: ZwClose leaves the handle open
+    premap: bool = False  # self-test: MmAllocatePagesForMdlEx's MDL says it is mapped already
     process: tuple | None = None  # (top, CR3) of the world's user process
     eprocess: int = 0  # its EPROCESS address in guest memory
     process_references: int = 0
@@ -368,7 +369,8 @@ def install(se, world, missing=()):
         for page in range(total // PAGE):
             world.paging.memory.back(pfn + page, view[page * PAGE:(page + 1) * PAGE])
         length = total // 2 if world.fault == "short-page-allocation" else total
-        mdl = new_mdl(emu, 0, length, MDL_PAGES_LOCKED, pfn)  # no virtual address: StartVa 0
+        mapped = MDL_MAPPED_TO_SYSTEM_VA if world.premap else 0
+        mdl = new_mdl(emu, 0, length, MDL_PAGES_LOCKED | mapped, pfn)  # no virtual address: StartVa 0
         world.mdls[mdl] = Mdl(0, length, built=True, pages=pages, pfn=pfn, kind="pages", pages_live=True)
         return mdl
 
@@ -795,7 +797,7 @@ def the_two_addresses(world):
 
 
 def emulate(path, fault=None, quiet=False, missing=(), forget=None, tamper=None, la57=False, corrupt=None,
-            seed=None, verifier=False, parameters=None, force=False, forget_close=False):
+            seed=None, verifier=False, parameters=None, force=False, forget_close=False, premap=False):
     """Run DriverEntry (and DriverUnload if it succeeded); return the World,
     the entry status and the list of failures. `missing`, `forget` and
     `tamper` (applied to the world before its check) break the harness on
@@ -815,6 +817,7 @@ def emulate(path, fault=None, quiet=False, missing=(), forget=None, tamper=None,
     if forget:
         se.add_api_hook(lambda emu, api, func, argv: forget(world), "ntoskrnl", "IoFreeMdl", argc=1)
     world.close_nothing = forget_close  # a ZwClose that closes nothing: the handle leaks
+    world.premap = premap
     module = se.load_module(data=rebased(path, IMAGE_BASE))
     failures = prepare(se.emu, module, world, handled, missing)
     if parameters and "addresses" in parameters:
@@ -996,6 +999,11 @@ def self_test(path):
     def drop_share_line(world):  # the driver "forgot" its proof line: the missing-line check
         world.lines[:] = [(level, line) for level, line in world.lines if "share PFN" not in line]
 
+    def shift_entry_addresses(world):  # the driver shows each entry 8 bytes off through the self-map
+        def shift(match):
+            return match[0].replace("at 0x" + match[2], "at %#x" % (int(match[2], 16) + 8))
+        world.lines[:] = [(level, ENTRY_LINE.sub(shift, line)) for level, line in world.lines]
+
     def flip_pool_pte_bit(world):  # same translation, one entry differs: the per-entry check
         level, slot, entry = world.paging.walk(first_address(world))[-1]
         world.paging.memory.write_u64(slot, entry ^ paging.RW)
@@ -1010,6 +1018,9 @@ def self_test(path):
         ("a wrong pool tag at the free", dict(tamper=flip_pool_tag, parameters=seed_registry()),
          "rule broken: ExFreePoolWithTag("),
         ("one bit of the first address's PTE", dict(tamper=flip_pool_pte_bit), "the world's entry is at phys"),
+        ("entries shown at the wrong self-map address", dict(tamper=shift_entry_addresses), ", seen at 0x"),
+        ("an MDL already mapped, under the Verifier model", dict(verifier=True, premap=True),
+         "bug check 0xc4 (DRIVER_VERIFIER_DETECTED_VIOLATION), subcode 0xb2"),
         ("the seed's sequence under the Verifier model", dict(verifier=True, force=True, parameters=seed_registry()),
          "bug check 0xc4 (DRIVER_VERIFIER_DETECTED_VIOLATION), subcode 0xb2"),
         ("a registry handle left open", dict(forget_close=True), "leak: registry handle(s) 0x80 left open"),

@@ -74,10 +74,14 @@ pub enum Fault {
     MmMapLockedPagesSpecifyCache,
     /// `MmMapLockedPagesSpecifyCache` returns a page that is not the buffer's.
     MappingNotAliased,
+    /// The second address is a true alias, but the page tables send its walk
+    /// through the first address's PTE: its PDE names the first's page
+    /// table (tables that alias each other), and its PT index is the same.
+    SharedPte,
 }
 
 /// Every fault of the default method, in the order the driver makes the calls.
-pub const PARTIAL_MDL_FAULTS: [Fault; 8] = [
+pub const PARTIAL_MDL_FAULTS: [Fault; 9] = [
     Fault::MmAllocatePagesForMdlEx,
     Fault::ShortPageAllocation,
     Fault::IoAllocateMdl,
@@ -86,10 +90,11 @@ pub const PARTIAL_MDL_FAULTS: [Fault; 8] = [
     Fault::SameAddress,
     Fault::MappingNotAliased,
     Fault::WalkContradicts,
+    Fault::SharedPte,
 ];
 
 /// Every fault of the seed's sequence, in the order the driver makes the calls.
-pub const POOL_MDL_FAULTS: [Fault; 7] = [
+pub const POOL_MDL_FAULTS: [Fault; 8] = [
     Fault::ExAllocatePool2,
     Fault::IoAllocateMdl,
     Fault::MmBuildMdlForNonPagedPool,
@@ -97,6 +102,7 @@ pub const POOL_MDL_FAULTS: [Fault; 7] = [
     Fault::SameAddress,
     Fault::MappingNotAliased,
     Fault::WalkContradicts,
+    Fault::SharedPte,
 ];
 
 struct Pool {
@@ -290,6 +296,34 @@ fn map_shared(memfd: i32, len: usize) -> usize {
     };
     assert_ne!(base, libc::MAP_FAILED, "mmap failed");
     base as usize
+}
+
+/// Maps `memfd` at an address with the same PT index as `first` (a
+/// multiple of 2 MiB away), so that one page table can serve both.
+fn map_shared_in_step(memfd: i32, len: usize, first: usize) -> usize {
+    const STEP: usize = 2 << 20;
+    (1..4096)
+        .flat_map(|k| [first.wrapping_add(k * STEP), first.wrapping_sub(k * STEP)])
+        .find(|&hint| {
+            // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping: it maps
+            // at `hint` or fails (a kernel before 4.17 takes it as a hint).
+            let base = unsafe {
+                libc::mmap(
+                    hint as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
+                    memfd,
+                    0,
+                )
+            };
+            if base != libc::MAP_FAILED && base as usize != hint {
+                // SAFETY: the mapping just made, elsewhere; nothing uses it.
+                unsafe { libc::munmap(base, len) };
+            }
+            base as usize == hint
+        })
+        .expect("a free address 2 MiB steps from the first")
 }
 
 fn new_memfd(len: usize) -> i32 {
@@ -880,13 +914,21 @@ impl KernelApi for FakeKernel {
         // The call that makes the driver's second address: the only one of
         // the seed's sequence, the second of the default.
         let last_map = call == 2 || flags & MDL_SOURCE_IS_NONPAGED_POOL != 0;
-        let (base, owns_pages) = if last_map && self.fault == Some(Fault::SameAddress) {
-            // A kernel that hands out an address it already gave: the other one.
-            let other = state.mappings.iter().find(|m| m.live).map_or_else(
+        // The driver's first address, when this call makes its second.
+        let first = || {
+            state.mappings.iter().find(|m| m.live).map_or_else(
                 || state.pools.iter().find(|p| p.live).expect("the pool").base,
                 |m| m.base,
-            );
-            (other, false)
+            )
+        };
+        let (base, owns_pages) = if last_map && self.fault == Some(Fault::SameAddress) {
+            // A kernel that hands out an address it already gave: the other one.
+            (first(), false)
+        } else if last_map && self.fault == Some(Fault::SharedPte) {
+            (
+                map_shared_in_step(backing.memfd, backing.len, first()),
+                true,
+            )
         } else if last_map && self.fault == Some(Fault::MappingNotAliased) {
             (map_shared(new_memfd(backing.len), backing.len), true)
         } else {
@@ -903,6 +945,14 @@ impl KernelApi for FakeKernel {
                 let frame = if lie { world.new_page() } else { *frame };
                 world.map((base + page * PAGE) as u64, frame);
             }
+        }
+        if last_map && self.fault == Some(Fault::SharedPte) {
+            let mut world = self.world.borrow_mut();
+            let first = first() as u64;
+            let pde = world
+                .read(world.entry_address(first, Level::Pd))
+                .expect("the first address's PDE");
+            world.set_entry(base as u64, Level::Pd, |_| pde);
         }
         let record = &mut state.mdls[index];
         let mapped = MDL_MAPPED_TO_SYSTEM_VA

@@ -138,11 +138,17 @@ fn elf_segments(bytes: &[u8]) -> Result<Vec<Segment>> {
         {
             bail!("a PT_LOAD segment at file offset {offset:#x} runs past the end of the file");
         }
+        let memory_size = header.p_memsz(endian);
+        if file_size > memory_size {
+            bail!(
+                "a PT_LOAD segment at file offset {offset:#x} has more file bytes ({file_size:#x}) than memory ({memory_size:#x})"
+            );
+        }
         segments.push(Segment {
             paddr: header.p_paddr(endian),
             offset: usize::try_from(offset)?,
             file_size,
-            memory_size: header.p_memsz(endian),
+            memory_size,
         });
     }
     if segments.is_empty() {
@@ -195,8 +201,12 @@ impl PhysicalMemory for Image {
             return Err(outside); // half in the file, half not: a malformed core
         }
         let start = segment.offset + usize::try_from(within).map_err(|_| outside)?;
-        let page_start = within - within_page;
-        if within >= within_page && page_start + 4096 <= segment.file_size {
+        // A segment need not start on a page boundary: then the page's start
+        // may lie before it.
+        let page_start = within.checked_sub(within_page);
+        if let Some(page_start) =
+            page_start.filter(|start| start.saturating_add(4096) <= segment.file_size)
+        {
             // The whole page is file bytes of this segment.
             if let Ok(page_start) = usize::try_from(page_start) {
                 recent.set((page + 1, segment.offset + page_start));

@@ -12,7 +12,7 @@ use vmwalk::walker::aarch64::{
 };
 
 use crate::image::Image;
-use crate::pte::SelfMapChoice;
+use crate::pte::{SelfMapChoice, Unshown};
 
 /// `TCR_EL1.EPD0` and `EPD1`: walks through that TTBR are disabled.
 const EPD0: u64 = 1 << 7;
@@ -207,6 +207,7 @@ pub fn pte(
                 "no level 0 descriptor of TTBR1_EL1's table maps the page it is in (not Windows on ARM64?): give --self-map INDEX",
             )?,
     };
+    let mut unshown = Unshown::default();
     for (n, &va) in addresses.iter().enumerate() {
         if n > 0 {
             writeln!(out)?;
@@ -218,22 +219,44 @@ pub fn pte(
             )?;
             continue;
         }
-        let path = match paging.translate(image, VirtAddr(va)) {
-            Ok(translation) => translation.path,
-            Err(fault) if fault.path.is_empty() => {
-                writeln!(out, "{fault}")?;
-                continue;
-            }
-            Err(fault) => fault.path,
+        let (path, fault) = match paging.translate(image, VirtAddr(va)) {
+            Ok(translation) => (translation.path, None),
+            Err(fault) => (fault.path, Some(fault)),
         };
         let block = PteBlock {
             va: VirtAddr(va),
             path: &path,
             self_map,
         };
-        for line in block.lines() {
-            writeln!(out, "{line}")?;
+        match fault {
+            // As WinDbg says it when a dump lacks a table (tests/windbg/18).
+            Some(Fault {
+                kind: FaultKind::ReadFailed { level, addr, .. },
+                ..
+            }) => {
+                for line in block.lines().take(2) {
+                    writeln!(out, "{line}")?;
+                }
+                writeln!(
+                    out,
+                    "Page {:x} not present in the dump file. Type \".hh dbgerr004\" for details",
+                    addr.0 >> 12
+                )?;
+                let at = self_map.entry_address(VirtAddr(va), level).0;
+                writeln!(out, "Unable to get PXE {at:016X}")?;
+                unshown.missing += 1;
+            }
+            // Outside both ranges, or no walk at all: no descriptor to show.
+            Some(fault) if fault.path.is_empty() => {
+                writeln!(out, "{fault}")?;
+                unshown.invalid += 1;
+            }
+            _ => {
+                for line in block.lines() {
+                    writeln!(out, "{line}")?;
+                }
+            }
         }
     }
-    Ok(())
+    unshown.check()
 }

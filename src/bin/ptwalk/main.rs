@@ -2,6 +2,7 @@
 //! walker, over a physical memory image.
 
 mod aarch64;
+mod addresses;
 mod dump;
 mod image;
 mod mask;
@@ -30,7 +31,7 @@ enum Command {
     Translate {
         paging: PagingArgs,
         addresses: Vec<u64>,
-        addresses_from: Option<PathBuf>,
+        addresses_from: Vec<PathBuf>,
         json: bool,
         explain: bool,
         os: Os,
@@ -42,7 +43,7 @@ enum Command {
     Pte {
         paging: PagingArgs,
         addresses: Vec<u64>,
-        addresses_from: Option<PathBuf>,
+        addresses_from: Vec<PathBuf>,
         invalid_pte_mask: Option<u64>,
         self_map: SelfMapChoice,
     },
@@ -61,6 +62,8 @@ struct PagingArgs {
     image: PathBuf,
     /// `--arch aarch64`: `TTBR0_EL1`, `TTBR1_EL1` and `TCR_EL1` instead of CR3.
     aarch64: Option<AArch64Args>,
+    /// `--ttbr0`, `--ttbr1` or `--tcr` given (without `--arch aarch64`, a mistake).
+    arm64_registers_given: bool,
     /// `None`: the crash dump header's.
     cr3: Option<u64>,
     la57: bool,
@@ -98,6 +101,9 @@ impl PagingArgs {
     }
 
     fn open(&self) -> Result<(Paging, Image)> {
+        if self.arm64_registers_given {
+            bail!("--ttbr0, --ttbr1 and --tcr describe an ARM64 CPU: add --arch aarch64");
+        }
         let mode = if self.la57 {
             PagingMode::FiveLevel
         } else {
@@ -152,7 +158,7 @@ fn cli() -> ClapCommand {
             .help("The memory image: raw (offset = physical address), an ELF core, or a Windows crash dump (.dmp)"),
         Arg::new("cr3")
             .long("cr3")
-            .value_parser(parse_hex)
+            .value_parser(addresses::parse_hex)
             .help(
                 "CR3, in hex: 0x optional (1000 is 0x1000), `_` and WinDbg's ` separators allowed [default for a crash dump: its header's DirectoryTableBase; required otherwise]",
             ),
@@ -173,10 +179,11 @@ fn cli() -> ClapCommand {
         .long("addresses-from")
         .value_name("FILE")
         .value_parser(value_parser!(PathBuf))
-        .help("Also read addresses from FILE (`-`: standard input), separated by white space, in hex like ADDR");
+        .action(ArgAction::Append)
+        .help("Also read addresses from FILE (`-`: standard input; may be given again): hex like ADDR, separated by white space or commas, `#` starts a comment");
     let invalid_pte_mask = Arg::new("invalid-pte-mask")
         .long("invalid-pte-mask")
-        .value_parser(parse_hex)
+        .value_parser(addresses::parse_hex)
         .help("nt!MiState.Hardware.InvalidPteMask, in hex [default: 1 << (MAXPHYADDR - 1) with --maxphyaddr; else read from the capture's swizzled entries, said on stderr]");
     let arch_args = [
         Arg::new("arch")
@@ -186,32 +193,32 @@ fn cli() -> ClapCommand {
             .help("The CPU's architecture"),
         Arg::new("ttbr0")
             .long("ttbr0")
-            .value_parser(parse_hex)
+            .value_parser(addresses::parse_hex)
             .help("With --arch aarch64: TTBR0_EL1, in hex (ASID and CnP ignored)"),
         Arg::new("ttbr1")
             .long("ttbr1")
-            .value_parser(parse_hex)
+            .value_parser(addresses::parse_hex)
             .help("With --arch aarch64: TTBR1_EL1, in hex"),
         Arg::new("tcr")
             .long("tcr")
-            .value_parser(parse_hex)
+            .value_parser(addresses::parse_hex)
             .help("With --arch aarch64: TCR_EL1, in hex (T0SZ, T1SZ, TG0/TG1, IPS, TBI, EPD, HA)"),
     ];
     ClapCommand::new("ptwalk")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("Walk x86-64 page tables in a physical memory image (raw, an ELF core, or a Windows crash dump)")
+        .about("Walk x86-64 and ARM64 page tables in a physical memory image (raw, an ELF core, or a Windows crash dump)")
         .subcommand_required(true)
         .subcommand(
             ClapCommand::new("translate")
                 .about("Translate virtual addresses: `0x<va> 0x<pa>`, or `0x<va> -`")
                 .args(paging_args.clone())
                 .args(arch_args.clone())
-                .arg(Arg::new("addresses").value_name("ADDR").required_unless_present("addresses-from").num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3 (4096 is 0x4096)"))
+                .arg(Arg::new("addresses").value_name("ADDR").num_args(1..).value_parser(addresses::parse_hex).help("Virtual addresses, in hex like --cr3 (4096 is 0x4096)"))
                 .arg(addresses_from.clone())
-                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with("explain").help("Print one JSON object per address (not with --explain)"))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with_all(["explain", "os"]).help("Print one JSON object per address (not with --explain or --os)"))
                 .arg(Arg::new("explain").long("explain").action(ArgAction::SetTrue).help("Add every entry visited, and why an address does not translate"))
-                .arg(Arg::new("os").long("os").value_parser(["x86", "windows"]).default_value("x86").requires("explain").help("The words of --explain: x86 (Intel's entry names; not present is all the CPU knows) or windows (WinDbg's names, and Windows' software PTEs decoded as !pte does)"))
-                .arg(invalid_pte_mask.clone().requires("os")),
+                .arg(Arg::new("os").long("os").value_parser(["x86", "windows"]).help("The words of --explain, which it implies: x86 (Intel's entry names; not present is all the CPU knows) [default] or windows (WinDbg's names, and Windows' software PTEs decoded as !pte does)"))
+                .arg(invalid_pte_mask.clone()),
         )
         .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does (--arch aarch64: every run of blocks and pages)").args(paging_args.clone()).args(arch_args.clone()))
         .subcommand(
@@ -219,7 +226,7 @@ fn cli() -> ClapCommand {
                 .about("Print what WinDbg's `!pte ADDR` prints, for each address (a Windows CR3, or Windows on ARM64's TTBRs)")
                 .args(paging_args)
                 .args(arch_args)
-                .arg(Arg::new("addresses").value_name("ADDR").required_unless_present("addresses-from").num_args(1..).value_parser(parse_hex).help("Virtual addresses, in hex like --cr3"))
+                .arg(Arg::new("addresses").value_name("ADDR").num_args(1..).value_parser(addresses::parse_hex).help("Virtual addresses, in hex like --cr3"))
                 .arg(addresses_from)
                 .arg(invalid_pte_mask)
                 .arg(Arg::new("self-map").long("self-map").default_value("auto").value_parser(parse_self_map).help("Top-level index that maps its own table, in hex, or `auto` to find it")),
@@ -241,6 +248,9 @@ fn parse_command(matches: &ArgMatches) -> Option<Command> {
     let paging = PagingArgs {
         image: sub.get_one::<PathBuf>("image")?.clone(),
         aarch64,
+        arm64_registers_given: ["ttbr0", "ttbr1", "tcr"]
+            .iter()
+            .any(|id| sub.contains_id(id)),
         cr3: sub.get_one::<u64>("cr3").copied(),
         la57: sub.get_flag("la57"),
         maxphyaddr: sub.get_one::<u32>("maxphyaddr").copied(),
@@ -250,9 +260,13 @@ fn parse_command(matches: &ArgMatches) -> Option<Command> {
         "translate" => Command::Translate {
             paging,
             addresses: listed_addresses(sub),
-            addresses_from: sub.get_one::<PathBuf>("addresses-from").cloned(),
+            addresses_from: sub
+                .get_many::<PathBuf>("addresses-from")
+                .map(|many| many.cloned().collect())
+                .unwrap_or_default(),
             json: sub.get_flag("json"),
-            explain: sub.get_flag("explain"),
+            // --os says in whose words to explain: it asks for --explain.
+            explain: sub.get_flag("explain") || sub.contains_id("os"),
             os: if sub
                 .get_one::<String>("os")
                 .is_some_and(|os| os == "windows")
@@ -266,7 +280,10 @@ fn parse_command(matches: &ArgMatches) -> Option<Command> {
         "pte" => Command::Pte {
             paging,
             addresses: listed_addresses(sub),
-            addresses_from: sub.get_one::<PathBuf>("addresses-from").cloned(),
+            addresses_from: sub
+                .get_many::<PathBuf>("addresses-from")
+                .map(|many| many.cloned().collect())
+                .unwrap_or_default(),
             invalid_pte_mask: sub.get_one::<u64>("invalid-pte-mask").copied(),
             self_map: *sub.get_one::<SelfMapChoice>("self-map")?,
         },
@@ -278,7 +295,7 @@ fn parse_self_map(text: &str) -> Result<SelfMapChoice, String> {
     if text == "auto" {
         return Ok(SelfMapChoice::Auto);
     }
-    match usize::try_from(parse_hex(text)?) {
+    match usize::try_from(addresses::parse_hex(text)?) {
         Ok(index @ 0..=0x1ff) => Ok(SelfMapChoice::Index(index)),
         _ => Err(format!(
             "'{text}' is not a table index (0 to 1ff) or `auto`"
@@ -292,49 +309,12 @@ fn listed_addresses(sub: &ArgMatches) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-/// `listed`, then those in `from` (`-`: standard input).
-fn all_addresses(listed: &[u64], from: Option<&PathBuf>) -> Result<Vec<u64>> {
-    let mut addresses = listed.to_vec();
-    let Some(from) = from else {
-        return Ok(addresses);
-    };
-    let text = if from.as_os_str() == "-" {
-        io::read_to_string(io::stdin().lock())
-            .context("cannot read addresses from standard input")?
-    } else {
-        std::fs::read_to_string(from)
-            .with_context(|| format!("cannot read addresses from {}", from.display()))?
-    };
-    for (number, line) in text.lines().enumerate() {
-        for word in line.split_whitespace() {
-            let address = parse_hex(word).map_err(|error| {
-                anyhow::anyhow!("{} line {}: {error}", from.display(), number + 1)
-            })?;
-            addresses.push(address);
-        }
-    }
-    if addresses.is_empty() {
-        bail!("{} holds no address", from.display());
-    }
-    Ok(addresses)
-}
-
 fn parse_bits(text: &str) -> Result<u32, String> {
     let parsed = text
         .strip_prefix("0x")
         .or_else(|| text.strip_prefix("0X"))
         .map_or_else(|| text.parse(), |hex| u32::from_str_radix(hex, 16));
     parsed.map_err(|_| format!("'{text}' is not a number of bits (46, or 0x2e)"))
-}
-
-fn parse_hex(text: &str) -> Result<u64, String> {
-    let digits = text
-        .strip_prefix("0x")
-        .or_else(|| text.strip_prefix("0X"))
-        .unwrap_or(text);
-    // WinDbg writes fffff800`12345678; Rust-style 0xffff_8880_0000_0000 reads as well.
-    let digits = digits.replace(['`', '_'], "");
-    u64::from_str_radix(&digits, 16).map_err(|_| format!("'{text}' is not a 64-bit hex number"))
 }
 
 fn main() -> ExitCode {
@@ -380,14 +360,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// What the hints ask when nothing translates.
+const CR3_QUESTION: &str = "is --cr3 right, and --la57 set if the CPU used 5-level paging?";
+
 /// `dump` on x86-64: every leaf as QEMU's `info tlb` prints it.
 fn dump_x86(out: &mut impl Write, paging: &PagingArgs) -> Result<()> {
     let (paging, image) = paging.open()?;
     let (mut unreadable, mut skipped) = (0, skipped::Skipped::default());
     let mut missing_tables = std::collections::BTreeSet::new();
+    let mut listed = 0_usize;
     for leaf in paging.leaves(&image) {
         match leaf {
-            Ok(mapping) => writeln!(out, "{}", InfoTlbLine(&mapping))?,
+            Ok(mapping) => {
+                listed += 1;
+                writeln!(out, "{}", InfoTlbLine(&mapping))?;
+            }
             // Missing tables are counted, not listed: one line each buried real faults.
             Err(Fault {
                 kind: FaultKind::ReadFailed { addr, .. },
@@ -401,6 +388,12 @@ fn dump_x86(out: &mut impl Write, paging: &PagingArgs) -> Result<()> {
     }
     out.flush()?;
     skipped.finish();
+    if listed == 0 {
+        eprintln!(
+            "ptwalk: hint: no page is mapped from CR3 {}: {CR3_QUESTION}",
+            paging.root()
+        );
+    }
     if unreadable > 0 {
         bail!(
             "{} page table(s) are not in the image ({unreadable} entries in them unread)",
@@ -428,7 +421,7 @@ fn run_aarch64(command: &Command, out: &mut dyn Write) -> Option<Result<()>> {
                     bail!("--os windows decodes x86-64 Windows PTEs, not --arch aarch64");
                 }
                 let registers = paging.aarch64_registers(given)?;
-                let addresses = all_addresses(addresses, addresses_from.as_ref())?;
+                let addresses = addresses::all(addresses, addresses_from)?;
                 let image = Image::open(&paging.image)?;
                 aarch64::translate(out, &registers, &image, &addresses, *json, *explain)
             })())
@@ -454,7 +447,7 @@ fn run_aarch64(command: &Command, out: &mut dyn Write) -> Option<Result<()>> {
                     bail!("--invalid-pte-mask is x64 Windows' L1TF mask, not --arch aarch64");
                 }
                 let registers = paging.aarch64_registers(given)?;
-                let addresses = all_addresses(addresses, addresses_from.as_ref())?;
+                let addresses = addresses::all(addresses, addresses_from)?;
                 let image = Image::open(&paging.image)?;
                 aarch64::pte(out, &registers, &image, *self_map, &addresses)
             })())
@@ -477,7 +470,12 @@ fn run(command: &Command) -> Result<()> {
             os,
             invalid_pte_mask,
         } => {
-            let addresses = &all_addresses(addresses, addresses_from.as_ref())?;
+            let addresses = &addresses::all(addresses, addresses_from)?;
+            if invalid_pte_mask.is_some() && *os != Os::Windows {
+                bail!(
+                    "--invalid-pte-mask decodes Windows' software PTEs: it goes with --os windows"
+                );
+            }
             let maxphyaddr = paging.maxphyaddr;
             let (paging, image) = paging.open()?;
             let mask = if *explain && *os == Os::Windows {
@@ -508,12 +506,13 @@ fn run(command: &Command) -> Result<()> {
             if unreadable > 0 {
                 bail!("{unreadable} address(es) need page tables that are not in the image");
             }
-            if translated == 0 && addresses.len() > 1 {
+            if translated == 0 {
                 // Stdout keeps its format; the hint is for the person at the terminal.
-                eprintln!(
-                    "ptwalk: hint: none of the {} addresses translates: is --cr3 right, and --la57 set if the CPU used 5-level paging?",
-                    addresses.len()
-                );
+                let what = match addresses.as_slice() {
+                    [one] => format!("{one:#x} does not translate"),
+                    all => format!("none of the {} addresses translates", all.len()),
+                };
+                eprintln!("ptwalk: hint: {what}: {CR3_QUESTION}");
             }
         }
         Command::Pte {
@@ -523,7 +522,7 @@ fn run(command: &Command) -> Result<()> {
             invalid_pte_mask,
             self_map,
         } => {
-            let addresses = &all_addresses(addresses, addresses_from.as_ref())?;
+            let addresses = &addresses::all(addresses, addresses_from)?;
             let maxphyaddr = paging.maxphyaddr;
             let (paging, image) = paging.open()?;
             let mask = || mask::choose(&image, &paging, *invalid_pte_mask, maxphyaddr);

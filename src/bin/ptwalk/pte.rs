@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{Result, bail};
 use vmwalk::walker::software_pte::InvalidPteMask;
 use vmwalk::walker::windbg::PteBlock;
-use vmwalk::walker::{Paging, SelfMap, VirtAddr};
+use vmwalk::walker::{FaultKind, Paging, SelfMap, VirtAddr};
 
 use crate::image::Image;
 
@@ -39,10 +39,14 @@ pub fn print(
         },
     };
     let invalid_pte_mask = invalid_pte_mask();
+    let mut unshown = Unshown::default();
     for (n, &va) in addresses.iter().enumerate() {
-        let path = match paging.translate(image, VirtAddr(va)) {
-            Ok(translation) => translation.path,
-            Err(fault) => fault.path,
+        if n > 0 {
+            writeln!(out)?;
+        }
+        let (path, fault) = match paging.translate(image, VirtAddr(va)) {
+            Ok(translation) => (translation.path, None),
+            Err(fault) => (fault.path, Some(fault.kind)),
         };
         let block = PteBlock {
             va: VirtAddr(va),
@@ -50,12 +54,57 @@ pub fn print(
             self_map,
             invalid_pte_mask,
         };
-        if n > 0 {
-            writeln!(out)?;
-        }
-        for line in block.lines() {
-            writeln!(out, "{line}")?;
+        match fault {
+            Some(kind @ FaultKind::NonCanonical { .. }) => {
+                writeln!(out, "{va:#x}: {kind}")?;
+                unshown.invalid += 1;
+            }
+            // As WinDbg says it when a dump lacks a table (tests/windbg/18):
+            // the addresses, then the page it could not read.
+            Some(FaultKind::ReadFailed { level, addr, .. }) => {
+                for line in block.lines().take(2) {
+                    writeln!(out, "{line}")?;
+                }
+                writeln!(
+                    out,
+                    "Page {:x} not present in the dump file. Type \".hh dbgerr004\" for details",
+                    addr.0 >> 12
+                )?;
+                let at = self_map.entry_address(VirtAddr(va), level).0;
+                writeln!(out, "Unable to get PXE {at:016X}")?;
+                unshown.missing += 1;
+            }
+            _ => {
+                for line in block.lines() {
+                    writeln!(out, "{line}")?;
+                }
+            }
         }
     }
-    Ok(())
+    unshown.check()
+}
+
+/// Addresses `pte` could not show a block for: the exit status says so.
+#[derive(Default)]
+pub struct Unshown {
+    /// Outside the address space (non-canonical, or outside both TTBRs).
+    pub invalid: usize,
+    /// Their walk needs a table the image does not hold.
+    pub missing: usize,
+}
+
+impl Unshown {
+    /// An error naming them, if any.
+    pub fn check(&self) -> Result<()> {
+        match (self.missing, self.invalid) {
+            (0, 0) => Ok(()),
+            (missing, 0) => {
+                bail!("{missing} address(es) need page tables that are not in the image")
+            }
+            (0, invalid) => bail!("{invalid} address(es) are outside the address space"),
+            (missing, invalid) => bail!(
+                "{missing} address(es) need page tables that are not in the image, {invalid} are outside the address space"
+            ),
+        }
+    }
 }

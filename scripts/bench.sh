@@ -84,5 +84,5 @@ done
 log "volatility3 and MemProcFS on the Linux guest"
 "$venv/bin/python" scripts/bench_peers.py --export "$out" >"$out/peers.txt"
 
-echo "vmwalk benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+echo "vmwalk benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(sed -n '0,/^model name\s*: /s/^model name\s*: //p' /proc/cpuinfo)"
 python3 scripts/bench_report.py "$out"

@@ -31,15 +31,17 @@ if ! [ -x /usr/bin/rustc ] || ! [ -x /usr/bin/cargo ] || ! command -v lld-link-1
 fi
 
 # Debian's toolchain, not rustup's proxies; RUSTC_BOOTSTRAP allows -Zbuild-std.
-# A separate target dir keeps the host builds' artifacts intact.
+# A separate target dir keeps the host builds' artifacts intact: below the
+# user's CARGO_TARGET_DIR when set, else below the checkout's target/.
 export PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
-export CARGO_TARGET_DIR="$root/target/standalone"
+targets=${CARGO_TARGET_DIR:-$root/target}
+export CARGO_TARGET_DIR="$targets/standalone"
 unset RUSTFLAGS CARGO_BUILD_RUSTFLAGS
 cd "$root"
 build_std=(-Zbuild-std=core,compiler_builtins -Zbuild-std-features=compiler-builtins-mem)
 if $clippy; then
     # Its own target dir: clippy's and the build's artifacts would invalidate each other.
-    export CARGO_TARGET_DIR="$root/target/standalone-clippy"
+    export CARGO_TARGET_DIR="$targets/standalone-clippy"
     exec /usr/bin/cargo clippy --release --lib --no-default-features --target "$target" "${build_std[@]}" -- -D warnings
 fi
 /usr/bin/cargo build --release --lib --no-default-features --target "$target" \

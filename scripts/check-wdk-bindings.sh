@@ -230,8 +230,9 @@ run() { # log-name command...
 echo "check-wdk-bindings: cargo check (wdk feature, $target)"
 run check /usr/bin/cargo check "${common[@]}" || fail "cargo check"
 # The patched crate graph is the one built: wdk-sys is the stand-in ...
-/usr/bin/cargo tree --target "$target" --no-default-features --features wdk -e normal -i wdk-sys 2>/dev/null | grep -q "wdk-sys v0.5.2 ($standin/wdk-sys)" \
-    || fail "wdk-sys is not the stand-in"
+# (read whole, then grep: `| grep -q` under pipefail can fail on SIGPIPE)
+tree=$(/usr/bin/cargo tree --target "$target" --no-default-features --features wdk -e normal -i wdk-sys 2>/dev/null || true)
+grep -q "wdk-sys v0.5.2 ($standin/wdk-sys)" <<<"$tree" || fail "wdk-sys is not the stand-in"
 # ... and wdk-build (a build-dependency for Windows hosts only) is not in it.
 [ -z "$(/usr/bin/cargo tree --target "$target" --no-default-features --features wdk -i wdk-build 2>/dev/null)" ] \
     || fail "wdk-build is in the graph"

@@ -35,19 +35,47 @@ expect "--arm64 with an x64 harness option fails before building" 2 \
     "emulate.sh: --arm64 takes only --check-image: the other options drive the x64 harness (speakeasy)" err \
     env CARGO=/bin/false scripts/emulate.sh --arm64 --la57
 for call in MmCopyMemory IoAllocateMdl; do
-    if scripts/emulate.sh --fail "$call" 2>/dev/null | grep -q "^harness: --fail $call: DriverEntry returned 0x[0-9A-F]*, as it must: "; then
+    # Whole output first: `| grep -q` under pipefail can fail on SIGPIPE.
+    said=$(scripts/emulate.sh --fail "$call" 2>/dev/null || true)
+    if grep -q "^harness: --fail $call: DriverEntry returned 0x[0-9A-F]*, as it must: " <<<"$said"; then
         echo "emulate-cli: --fail $call says what it checked: ok"
     else
         echo "emulate-cli: --fail $call says what it checked: FAILED"
         failed=$((failed + 1))
     fi
 done
-first_check_line=$(scripts/emulate.sh --check-image 2>/dev/null | head -n 1)
+check_output=$(scripts/emulate.sh --check-image 2>/dev/null || true)
+first_check_line=${check_output%%$'\n'*}
 expect "--la57 --check-image checks the image, then runs a 5-level world" 0 \
     "$first_check_line" out scripts/emulate.sh --la57 --check-image
 if [ "$failed" = 0 ] && ! grep -q '5-level' /tmp/emulate-cli.out; then
     echo "emulate-cli: --la57 after --check-image was ignored"
     failed=$((failed + 1))
 fi
+help=$(scripts/emulate.sh --help)
+if grep -q -- '--seed N ' <<<"$help"; then
+    echo "emulate-cli: --help names --seed on its own line: ok"
+else
+    echo "emulate-cli: --help names --seed on its own line: FAILED"
+    failed=$((failed + 1))
+fi
+arm64_run=$(scripts/emulate.sh --arm64 2>&1 || true)
+if grep -q "^arm64: user space; on Windows they are kernel addresses, walked through TTBR1_EL1" <<<"$arm64_run"; then
+    echo "emulate-cli: --arm64 says why its kernel pages are user-space addresses: ok"
+else
+    echo "emulate-cli: --arm64 says why its kernel pages are user-space addresses: FAILED"
+    failed=$((failed + 1))
+fi
+# build-sys.sh keeps its artifacts below the user's CARGO_TARGET_DIR.
+elsewhere=$(mktemp -d)
+built=$(CARGO_TARGET_DIR="$elsewhere" scripts/build-sys.sh 2>/dev/null || true)
+built=${built##*$'\n'}
+if [[ $built == "$elsewhere"/standalone/*/vmwalk.sys && -f $built ]]; then
+    echo "emulate-cli: build-sys.sh builds below CARGO_TARGET_DIR: ok"
+else
+    echo "emulate-cli: build-sys.sh builds below CARGO_TARGET_DIR: FAILED (it printed ${built:-nothing})"
+    failed=$((failed + 1))
+fi
+rm -rf "$elsewhere"
 rm -f /tmp/emulate-cli.out /tmp/emulate-cli.err
 ((failed == 0))

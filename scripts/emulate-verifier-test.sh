@@ -28,9 +28,11 @@ expect "--seed-sequence: a retail kernel maps it" 0 \
     "vmwalk: MappingMethod NonPagedPoolMdl (from Parameters)" --seed-sequence
 expect "--verifier --seed-sequence: bug check 0xC4, 0xB2" nonzero \
     "*** STOP: 0x000000C4 (0x00000000000000B2, " --verifier --seed-sequence
+expect "--verifier --seed-sequence: says the stop is the demonstration" nonzero \
+    "harness: expected: the design's sequence stops here under Driver Verifier" --verifier --seed-sequence
 expect "asked for under Verifier: refused, the default runs" 0 \
     "vmwalk: MappingMethod NonPagedPoolMdl refused: Driver Verifier checks this driver" \
     --verifier --registry MappingMethod=NonPagedPoolMdl
 rm -f /tmp/emulate-verifier.out
-echo "verifier: $((4 - failed)) passed, $failed failed"
+echo "verifier: $((5 - failed)) passed, $failed failed"
 ((failed == 0))

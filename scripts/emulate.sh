@@ -17,7 +17,9 @@
 #   scripts/emulate.sh --fault-injection  make each kernel call fail in turn, for both mapping methods
 #   scripts/emulate.sh --fail CALL        make one call fail
 #   scripts/emulate.sh --self-test        check the harness catches leaks, unhandled imports, wrong addresses
-#   scripts/emulate.sh --la57             run in a 5-level paging world (--seed N repeats a world)
+#   scripts/emulate.sh --la57             run in a 5-level paging world
+#   scripts/emulate.sh --seed N           repeat a world: the same random choices (addresses, frames, self-map
+#                                         index) as the run that printed "seed N"; with any mode above
 #   scripts/emulate.sh --corrupt KIND     break the first address's walk (not-present | reserved | transition | pagefile | freed)
 #   scripts/emulate.sh --corruption-tests each corruption in 4- and 5-level worlds, and a clean 5-level world
 #   scripts/emulate.sh --check-image      check the .sys image rules, and that broken copies fail

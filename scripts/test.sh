@@ -62,6 +62,7 @@ step "fuzz: image readers on arbitrary files: raw, ELF core, crash dump (60 s)" 
 step "fuzz: AArch64 walker vs its model (60 s)" env VMWALK_FUZZ_TARGET=walk_aarch64 scripts/fuzz.sh 60
 step "real MMU: test kernel and Linux guests under QEMU" scripts/mmu-check.sh
 step "PowerShell syntax" bash scripts/check-powershell.sh
+step "shell scripts: no pipe into an early reader under pipefail (and a broken copy fails)" python3 scripts/check-pipes.py --self-test
 step "INF: the primitive-driver rules (and broken copies fail)" python3 scripts/check-inf.py --self-test
 
 if ((failed > 0)); then

@@ -516,6 +516,9 @@ def run(path, tamper=None, echo=True):
     harness.uc.mem_write(buffer, name)
     path_string = harness.alloc(16)
     harness.uc.mem_write(path_string, struct.pack("<HHxxxxQ", len(name), len(name) + 2, buffer))
+    harness.say("arm64: the emulated CPU runs with its MMU off, so the driver's pages, code and stack lie at low\n"
+                "arm64: identity-mapped addresses: their walks go through TTBR0_EL1 and the driver calls them\n"
+                "arm64: user space; on Windows they are kernel addresses, walked through TTBR1_EL1\n")
     harness.say("arm64: DriverEntry\n")
     status = harness.call(harness.entry, driver, path_string)
     # The driver's order: its page's own mapping (mdl-mapping), then the partial MDL's.

@@ -27,12 +27,22 @@ use std::time::Instant;
 
 use vmwalk::walker::{Paging, VirtAddr};
 
+/// Whether `measure smoke` (scripts/bench.sh --smoke) asked for a few
+/// rounds only, to see it run.
+fn smoke() -> bool {
+    std::env::args().nth(2).as_deref() == Some("smoke")
+}
+
 /// Rounds measured, after a fifth as many to warm up.
-const ROUNDS: usize = 40;
+fn rounds() -> usize {
+    if smoke() { 5 } else { 40 }
+}
 /// The fixture's 500 QEMU-answered addresses, this many times over.
 const REPEAT: usize = 40;
 /// In-process rounds of the 500 addresses, after a fifth as many to warm up.
-const WALK_ROUNDS: usize = 2_000;
+fn walk_rounds() -> usize {
+    if smoke() { 20 } else { 2_000 }
+}
 
 fn main() {
     // `cargo bench` runs every bench target with `--bench`: measure only when asked.
@@ -85,8 +95,9 @@ fn main() {
         );
     }
 
-    let mut times = vec![Vec::with_capacity(ROUNDS + ROUNDS / 5); contenders.len()];
-    for _ in 0..ROUNDS + ROUNDS / 5 {
+    let rounds = rounds();
+    let mut times = vec![Vec::with_capacity(rounds + rounds / 5); contenders.len()];
+    for _ in 0..rounds + rounds / 5 {
         contenders.rotate_left(1);
         times.rotate_left(1);
         for ((_, image, extra), samples) in contenders.iter().zip(&mut times) {
@@ -97,7 +108,7 @@ fn main() {
         }
     }
     for ((name, _, _), samples) in contenders.iter().zip(&mut times) {
-        let samples = &mut samples[ROUNDS / 5..];
+        let samples = &mut samples[rounds / 5..];
         samples.sort_by(f64::total_cmp);
         println!("{name} {:.3}", samples[samples.len() / 2]);
     }
@@ -131,8 +142,9 @@ fn walks_alone(fixture: &fixtures::Fixture, contenders: &[(&str, PathBuf, Vec<&s
         "every file translates alike"
     );
     let mut order: Vec<usize> = (0..images.len()).collect();
-    let mut times = vec![Vec::with_capacity(WALK_ROUNDS + WALK_ROUNDS / 5); images.len()];
-    for _ in 0..WALK_ROUNDS + WALK_ROUNDS / 5 {
+    let walk_rounds = walk_rounds();
+    let mut times = vec![Vec::with_capacity(walk_rounds + walk_rounds / 5); images.len()];
+    for _ in 0..walk_rounds + walk_rounds / 5 {
         order.rotate_left(1);
         for &i in &order {
             let start = Instant::now();
@@ -142,7 +154,7 @@ fn walks_alone(fixture: &fixtures::Fixture, contenders: &[(&str, PathBuf, Vec<&s
         }
     }
     for ((name, _), samples) in images.iter().zip(&mut times) {
-        let samples = &mut samples[WALK_ROUNDS / 5..];
+        let samples = &mut samples[walk_rounds / 5..];
         samples.sort_by(f64::total_cmp);
         println!("{name} {:.3}", samples[samples.len() / 2]);
     }

@@ -19,8 +19,15 @@ use common::{BATCH, pointer_chase};
 use vmwalk::walker::VirtAddr;
 use x86_64::structures::paging::mapper::{Translate as _, TranslateResult};
 
-/// Rounds measured, after as many again to warm up (about 2.5 s in all).
-const ROUNDS: usize = 50_000;
+/// Rounds measured, after as many again to warm up (about 2.5 s in all);
+/// `measure smoke` (scripts/bench.sh --smoke) runs a hundredth, to see it run.
+fn rounds() -> usize {
+    if std::env::args().nth(2).as_deref() == Some("smoke") {
+        500
+    } else {
+        50_000
+    }
+}
 
 /// One batch of a contender's work; returns a sum of what it computed.
 type Contender<'a> = Box<dyn Fn() -> u64 + 'a>;
@@ -176,8 +183,9 @@ fn chase(words: &[u64], root: u64, plan: &[(u64, u32)]) -> u64 {
 
 /// Times the contenders in interleaved rounds; prints each one's median.
 fn measure(contenders: &mut [(&str, Contender<'_>)]) {
-    let mut times = vec![Vec::with_capacity(2 * ROUNDS); contenders.len()];
-    for round in 0..2 * ROUNDS {
+    let rounds = rounds();
+    let mut times = vec![Vec::with_capacity(2 * rounds); contenders.len()];
+    for round in 0..2 * rounds {
         contenders.rotate_left(1);
         times.rotate_left(1);
         for ((_, run), samples) in contenders.iter().zip(&mut times) {
@@ -188,7 +196,7 @@ fn measure(contenders: &mut [(&str, Contender<'_>)]) {
         black_box(round);
     }
     for ((name, _), samples) in contenders.iter().zip(&mut times) {
-        let samples = &mut samples[ROUNDS..];
+        let samples = &mut samples[rounds..];
         samples.sort_by(f64::total_cmp);
         println!("{name} {:.3}", samples[samples.len() / 2]);
     }

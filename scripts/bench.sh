@@ -13,30 +13,64 @@
 # (time ratios ours/theirs; speedups theirs/ours; dump_ratio: the slower of
 # the full and bitmap dump over the raw image, whole commands; arm64_*: the
 # AArch64 walker on the same image as AArch64 descriptors, against the pointer
-# chase, independent walks, and the aarch64-paging crate). Installs valgrind (apt) and
-# the peers (a venv in .venv-bench/) when missing. Takes about 3 minutes.
+# chase, independent walks, and the aarch64-paging crate). Installs what it
+# needs when missing, on a fresh Debian too: valgrind, a C compiler (cargo
+# links with cc), python3-venv, libusb-1.0-0 (MemProcFS's leechcore loads it)
+# from apt, and the peers at pinned versions in a venv (.venv-bench/). Takes
+# about 3 minutes.
+#   scripts/bench.sh --smoke   every benchmark and peer once, a few rounds
+#                              each, to see them run (scripts/test.sh); its
+#                              ratios mean nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+smoke=false
+case ${1:-} in
+--smoke) smoke=true ;;
+"") ;;
+*) echo "bench.sh: unknown option $1 (only --smoke)" >&2; exit 2 ;;
+esac
 out=target/bench-report
 venv=.venv-bench
 cargo_bench=(cargo bench --quiet)
+# The peers, pinned: leechcorepyc is memprocfs's native half.
+peers=(volatility3==2.28.2 memprocfs==5.19.0 leechcorepyc==2.23.3)
 
 log() { echo "bench.sh: $*" >&2; }
 
-if ! command -v valgrind >/dev/null; then
-    log "installing valgrind"
+missing=()
+command -v valgrind >/dev/null || missing+=(valgrind)
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+grep -q 'libusb-1.0.so.0' <<<"$(ldconfig -p 2>/dev/null || true)" || missing+=(libusb-1.0-0)
+if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if ! "$venv/bin/python" -c 'import volatility3, memprocfs' 2>/dev/null; then
-    log "installing volatility3 and memprocfs into $venv"
+    log "installing ${peers[*]} into $venv"
+    rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet volatility3==2.28.2 memprocfs==5.19.0
+    "$venv/bin/pip" install --quiet "${peers[@]}"
+    "$venv/bin/python" -c 'import volatility3, memprocfs'
 fi
 
+# A failing build shows its errors; a good one stays quiet.
+quietly() {
+    local log_file
+    log_file=$(mktemp)
+    if ! "$@" >"$log_file" 2>&1; then
+        cat "$log_file" >&2
+        rm -f "$log_file"
+        log "failed: $*"
+        return 1
+    fi
+    rm -f "$log_file"
+}
+
 log "building"
-"${cargo_bench[@]}" --bench walker --bench instructions --bench paired --no-run 2>/dev/null
+quietly "${cargo_bench[@]}" --bench walker --bench instructions --bench paired --no-run
 executable() {
     "${cargo_bench[@]}" --bench "$1" --no-run --message-format=json 2>/dev/null |
         python3 -c 'import json, sys
@@ -50,7 +84,7 @@ paired=$(executable paired)
 # benches/dumps.rs runs the ptwalk binary: it needs the feature, and one
 # panic strategy for the binary and the bench (they share libvmwalk's file).
 dumps_bench=(--features ptwalk --config 'profile.bench.panic="unwind"' --bench dumps)
-"${cargo_bench[@]}" "${dumps_bench[@]}" --no-run 2>/dev/null
+quietly "${cargo_bench[@]}" "${dumps_bench[@]}" --no-run
 dumps=$("${cargo_bench[@]}" "${dumps_bench[@]}" --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json, sys
 for line in sys.stdin:
@@ -61,15 +95,22 @@ for line in sys.stdin:
 rm -rf "$out" target/criterion
 mkdir -p "$out"
 
+if $smoke; then
+    times=(--warm-up-time 0.05 --measurement-time 0.1 --sample-size 10)
+    rounds=smoke
+else
+    times=(--warm-up-time 1 --measurement-time 5)
+    rounds=
+fi
 log "criterion (one run of every benchmark)"
 VMWALK_BENCH_EXPORT="$out" "${cargo_bench[@]}" --bench walker -- \
-    --warm-up-time 1 --measurement-time 5 --noplot >"$out/criterion.txt" 2>&1
+    "${times[@]}" --noplot >"$out/criterion.txt" 2>&1 || { cat "$out/criterion.txt" >&2; exit 1; }
 
 log "interleaved ratios"
-"$paired" measure >"$out/paired.txt"
+"$paired" measure $rounds >"$out/paired.txt"
 
 log "ptwalk on crash dumps and the raw image, interleaved"
-"$dumps" measure >"$out/dumps.txt"
+"$dumps" measure $rounds >"$out/dumps.txt"
 
 log "callgrind"
 : >"$out/callgrind.txt"
@@ -82,7 +123,7 @@ for what in vmwalk x86_64 pointer_chase range enumerate arm64 arm64_range; do
 done
 
 log "volatility3 and MemProcFS on the Linux guest"
-"$venv/bin/python" scripts/bench_peers.py --export "$out" >"$out/peers.txt"
+"$venv/bin/python" scripts/bench_peers.py --export "$out" --repeat "$($smoke && echo 1 || echo 3)" >"$out/peers.txt"
 
 echo "vmwalk benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(sed -n '0,/^model name\s*: /s/^model name\s*: //p' /proc/cpuinfo)"
 python3 scripts/bench_report.py "$out"

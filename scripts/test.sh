@@ -63,6 +63,7 @@ step "fuzz: AArch64 walker vs its model (60 s)" env VMWALK_FUZZ_TARGET=walk_aarc
 step "real MMU: test kernel and Linux guests under QEMU" scripts/mmu-check.sh
 step "PowerShell syntax" bash scripts/check-powershell.sh
 step "shell scripts: no pipe into an early reader under pipefail (and a broken copy fails)" python3 scripts/check-pipes.py --self-test
+step "benchmarks: every benchmark and peer once, a few rounds each (bench.sh --smoke)" scripts/bench.sh --smoke
 step "INF: the primitive-driver rules (and broken copies fail)" python3 scripts/check-inf.py --self-test
 
 if ((failed > 0)); then

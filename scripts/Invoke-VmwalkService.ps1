@@ -10,7 +10,7 @@ Actions (each idempotent, each reports the service state):
   Start    sc.exe start vmwalk (runs DriverEntry)
   Stop     sc.exe stop vmwalk (runs DriverUnload)
   Remove   stops if needed, then sc.exe delete vmwalk
-  Cycle    Install, DebugView (if Dbgview.exe is on PATH), Start, wait
+  Cycle    Install, DebugView (if Dbgview64.exe or Dbgview.exe is on PATH), Start, wait
            -HoldSeconds, Stop, Remove. Stop and Remove run even if Start fails.
 
 .PARAMETER PackagePath
@@ -36,25 +36,27 @@ stops it; the driver refuses it while verified); Default removes the value.
 
 .PARAMETER Address
 With Install or Cycle: hex addresses (WinDbg's forms, at most 16) for
-DriverEntry to walk, written to Parameters\Addresses. User addresses need
--ProcessId or -ProcessName. Quote an address with a backtick
+DriverEntry to walk, written to Parameters\Addresses. Bare digits are hex
+(140000000 is 0x140000000); several may share one string, separated by
+commas. Checked with the driver's rules before anything is written. User
+addresses need -ProcessId or -ProcessName. Quote an address with a backtick
 ('fffff800`12345000'): unquoted, the backtick is PowerShell's escape.
 
 .PARAMETER ProcessId
-The process whose address space holds the user addresses.
+The process whose address space holds the user addresses (only with -Address).
 
 .PARAMETER ProcessName
 The same, by its image file's name (notepad.exe); the driver finds it, and
 says so when several processes have that name.
 
 .PARAMETER ClearAddresses
-With Install or Cycle: remove Addresses and ProcessId.
+With Install or Cycle: remove Addresses, ProcessId and ProcessName.
 
 .EXAMPLE
 powershell -ExecutionPolicy Bypass -File .\scripts\Invoke-VmwalkService.ps1 Cycle
 
 .EXAMPLE
-powershell -ExecutionPolicy Bypass -File .\scripts\Invoke-VmwalkService.ps1 Cycle -Address 0x7ff6c0001000, 'fffff800`12345000' -ProcessName notepad.exe
+powershell -ExecutionPolicy Bypass -File .\scripts\Invoke-VmwalkService.ps1 Cycle -Address '0x7ff6c0001000,fffff800`12345000' -ProcessName notepad.exe
 
 .EXAMPLE
 powershell -ExecutionPolicy Bypass -File .\scripts\Invoke-VmwalkService.ps1 Install -PackagePath C:\vmwalk\vmwalk_package -WhatIf
@@ -73,7 +75,7 @@ param(
     [switch]$NoDebugView,
     [ValidateSet('Default', 'PartialMdl', 'NonPagedPoolMdl')]
     [string]$MappingMethod,
-    [object[]]$Address,
+    [string[]]$Address,
     [int]$ProcessId,
     [string]$ProcessName,
     [switch]$ClearAddresses
@@ -106,6 +108,13 @@ if ($Action -eq 'Status') {
     return
 }
 
+# Refused before anything is written: what the driver would refuse, and a
+# process named for no address.
+$Address = ConvertTo-VmwalkAddress -Address $Address
+if ($Address.Count -eq 0 -and ($ProcessId -or $ProcessName)) {
+    throw '-ProcessId and -ProcessName name the process of -Address''s user addresses: give -Address too.'
+}
+
 Assert-Administrator
 $whatIf = [bool]$WhatIfPreference
 
@@ -113,7 +122,7 @@ $whatIf = [bool]$WhatIfPreference
 function Set-Parameters {
     if ($MappingMethod) { Set-VmwalkMappingMethod -Method $MappingMethod -WhatIf:$whatIf }
     if ($ClearAddresses) { Set-VmwalkNamedAddresses -Clear -WhatIf:$whatIf }
-    if ($Address) {
+    if ($Address.Count -gt 0) {
         Set-VmwalkNamedAddresses -Address $Address -ProcessId $ProcessId -ProcessName $ProcessName -WhatIf:$whatIf
     }
 }

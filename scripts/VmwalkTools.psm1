@@ -28,6 +28,7 @@ $script:ErrorHints = @{
     1072 = 'ERROR_SERVICE_MARKED_FOR_DELETE: a program still holds a handle to the service (services.msc, Event Viewer, Process Explorer) or the driver is still loaded. Close them and retry; if it persists, reboot.'
     1073 = 'ERROR_SERVICE_EXISTS: a service with this name already exists: run Remove first (or pnputil /delete-driver oemNN.inf /uninstall if pnputil installed it).'
     1275 = 'Likely NTSTATUS: STATUS_DRIVER_BLOCKED (0xC000036C). Blocked by policy (vulnerable driver blocklist, WDAC, HVCI): see the Microsoft-Windows-CodeIntegrity/Operational event log.'
+    1359 = 'Likely NTSTATUS: STATUS_INTERNAL_ERROR (0xC00000E5). The alias proof failed (two addresses, two PTEs, one frame): the "vmwalk:" error line in DebugView says which check.'
     1450 = 'Likely NTSTATUS: STATUS_INSUFFICIENT_RESOURCES (0xC000009A). An allocation in DriverEntry failed: the "vmwalk:" error line in DebugView names the call.'
 }
 
@@ -322,6 +323,39 @@ function Set-VmwalkMappingMethod {
     }
 }
 
+function ConvertTo-VmwalkAddress {
+    <#
+    .SYNOPSIS
+    The driver's reading of -Address values, before anything is written:
+    each string may hold several addresses separated by commas or blanks
+    (powershell -File passes '0x1000,0x2000' as one string); each is hex as
+    WinDbg writes it (0x optional, ` and _ between digits ignored; bare
+    digits are hex: 140000000 is 0x140000000), at most 64 bits, at most 16
+    in all. Returns them as 0x-prefixed hex strings; throws on the first one
+    the driver would refuse. Pure: no registry, no service.
+    #>
+    [CmdletBinding()]
+    [OutputType([string[]])]
+    param([AllowEmptyCollection()][string[]]$Address)
+    $parsed = [System.Collections.Generic.List[string]]::new()
+    foreach ($text in $Address) {
+        foreach ($word in ($text -split '[,\s]+' | Where-Object { $_ -ne '' })) {
+            $digits = $word -replace '^0[xX]', '' -replace '[`_]', ''
+            if ($digits -notmatch '^[0-9a-fA-F]+$') {
+                throw "Address '$word' is not hex: the driver would skip it (WinDbg's forms: 7ff6c0001000, 0x7ff6c0001000, fffff800``12345000)."
+            }
+            $significant = $digits.TrimStart('0')
+            if ($significant.Length -gt 16) {
+                throw "Address '$word' has more than 64 bits: the driver would skip it."
+            }
+            if ($significant -eq '') { $significant = '0' }
+            $parsed.Add('0x' + $significant.ToLowerInvariant())
+        }
+    }
+    if ($parsed.Count -gt 16) { throw "At most 16 addresses, not $($parsed.Count)." }
+    , $parsed.ToArray()
+}
+
 function Set-VmwalkNamedAddresses {
     <#
     .SYNOPSIS
@@ -331,9 +365,8 @@ function Set-VmwalkNamedAddresses {
     #>
     [CmdletBinding(SupportsShouldProcess = $true)]
     param(
-        # Strings as WinDbg writes them, or numbers: PowerShell reads a bare
-        # 0x7ff6c0001000 argument as a number, which is written back in hex.
-        [object[]]$Address,
+        # Strings as WinDbg writes them (ConvertTo-VmwalkAddress).
+        [string[]]$Address,
         [int]$ProcessId,
         [string]$ProcessName,
         [switch]$Clear,
@@ -351,9 +384,13 @@ function Set-VmwalkNamedAddresses {
         Write-Host 'Addresses, ProcessId and ProcessName cleared.'
         return
     }
-    if (-not $Address -or $Address.Count -eq 0) { return }
-    if ($Address.Count -gt 16) { throw "At most 16 addresses, not $($Address.Count)." }
-    $Address = @($Address | ForEach-Object { if ($_ -is [ValueType]) { '0x{0:x}' -f $_ } else { [string]$_ } })
+    $Address = ConvertTo-VmwalkAddress -Address $Address
+    if ($Address.Count -eq 0) {
+        if ($ProcessId -or $ProcessName) {
+            throw '-ProcessId and -ProcessName name the process of -Address''s user addresses: give -Address too.'
+        }
+        return
+    }
     if ($PSCmdlet.ShouldProcess("$key\Addresses", "set REG_MULTI_SZ $($Address -join ', ')")) {
         if (-not (Test-Path -LiteralPath $key)) { New-Item -Path $key -Force | Out-Null }
         New-ItemProperty -LiteralPath $key -Name 'Addresses' -PropertyType MultiString -Value $Address -Force | Out-Null
@@ -455,7 +492,7 @@ function Remove-VmwalkService {
 
 # ---------------------------------------------------------------- DebugView
 
-# Starts Sysinternals DebugView with kernel capture if Dbgview.exe is on PATH.
+# Starts Sysinternals DebugView with kernel capture if Dbgview64.exe or Dbgview.exe is on PATH.
 # Switches per DebugView's help (Dbgview.chm, "Command line options"):
 # /k capture kernel, /v verbose kernel output (all levels, not only errors),
 # /l log file, /f skip the filter prompt; /accepteula is the Sysinternals EULA switch.
@@ -465,7 +502,7 @@ function Start-VmwalkDebugView {
     param([Parameter(Mandatory = $true)][string]$LogPath)
     $exe = @(Get-Command -Name 'Dbgview64.exe', 'Dbgview.exe' -CommandType Application -ErrorAction SilentlyContinue)
     if ($exe.Count -eq 0) {
-        Write-Host 'DebugView (Dbgview.exe) is not on PATH: no capture. Install it from Sysinternals, or attach WinDbg.'
+        Write-Host 'DebugView (Dbgview64.exe or Dbgview.exe) is not on PATH: no capture. Install it from Sysinternals, or attach WinDbg.'
         return $null
     }
     $running = @(Get-Process -Name 'Dbgview', 'Dbgview64' -ErrorAction SilentlyContinue)
@@ -500,6 +537,7 @@ Export-ModuleMember -Function @(
     'Write-VmwalkSignatureWarning',
     'Install-VmwalkService',
     'Set-VmwalkMappingMethod',
+    'ConvertTo-VmwalkAddress',
     'Set-VmwalkNamedAddresses',
     'Start-VmwalkService',
     'Stop-VmwalkService',

@@ -35,7 +35,7 @@ if ! "$py" -c 'import tree_sitter, tree_sitter_powershell' 2>/dev/null; then
 fi
 
 if [ "$#" -eq 0 ]; then
-    set -- "$root/scripts"
+    set -- "$root/scripts" "$root/tests/powershell"
 fi
 
 exec "$py" - "$@" <<'PY'

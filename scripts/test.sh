@@ -61,7 +61,8 @@ step "fuzz: walker vs model (60 s)" scripts/fuzz.sh 60
 step "fuzz: image readers on arbitrary files: raw, ELF core, crash dump (60 s)" env VMWALK_FUZZ_TARGET=images scripts/fuzz.sh 60
 step "fuzz: AArch64 walker vs its model (60 s)" env VMWALK_FUZZ_TARGET=walk_aarch64 scripts/fuzz.sh 60
 step "real MMU: test kernel and Linux guests under QEMU" scripts/mmu-check.sh
-step "PowerShell syntax" bash scripts/check-powershell.sh
+step "PowerShell syntax (scripts and their Pester tests)" bash scripts/check-powershell.sh
+step "docs: every PowerShell script is run with -ExecutionPolicy Bypass -File (and a broken copy fails)" python3 scripts/check-doc-commands.py --self-test
 step "shell scripts: no pipe into an early reader under pipefail (and a broken copy fails)" python3 scripts/check-pipes.py --self-test
 step "benchmarks: every benchmark and peer once, a few rounds each (bench.sh --smoke)" scripts/bench.sh --smoke
 step "INF: the primitive-driver rules (and broken copies fail)" python3 scripts/check-inf.py --self-test

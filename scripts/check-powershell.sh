@@ -39,6 +39,7 @@ if [ "$#" -eq 0 ]; then
 fi
 
 exec "$py" - "$@" <<'PY'
+import os
 import pathlib
 import re
 import sys
@@ -90,7 +91,8 @@ def check(path):
         end_row, end_column = node.end_point
         source = lines[row].rstrip() if row < len(lines) else ""
         problems.append(f"{path}:{row + 1}:{column + 1}: {what} (up to {end_row + 1}:{end_column + 1})\n    {source}")
-    if path.suffix.lower() in {".ps1", ".psm1"}:
+    # PSCHECK_SYNTAX_ONLY=1: workflow steps, which are snippets, not scripts.
+    if path.suffix.lower() in {".ps1", ".psm1"} and os.environ.get("PSCHECK_SYNTAX_ONLY") != "1":
         text = data.decode("utf-8", "replace")
         if not STRICT.search(text):
             problems.append(f"{path}: no 'Set-StrictMode -Version Latest' line")

@@ -63,6 +63,8 @@ step "fuzz: AArch64 walker vs its model (60 s)" env VMWALK_FUZZ_TARGET=walk_aarc
 step "real MMU: test kernel and Linux guests under QEMU" scripts/mmu-check.sh
 step "PowerShell syntax (scripts and their Pester tests)" bash scripts/check-powershell.sh
 step "docs: every PowerShell script is run with -ExecutionPolicy Bypass -File (and a broken copy fails)" python3 scripts/check-doc-commands.py --self-test
+step "Windows CI workflow: schema (action-validator), bash steps (shellcheck), PowerShell steps (parser); broken copies fail" scripts/check-workflows.sh
+step "cargo make: Makefile.toml against wdk-build 0.6.0's rust-driver-makefile.toml (tasks, --print-steps); renamed upstream tasks fail" scripts/check-cargo-make.sh
 step "shell scripts: no pipe into an early reader under pipefail (and a broken copy fails)" python3 scripts/check-pipes.py --self-test
 step "benchmarks: every benchmark and peer once, a few rounds each (bench.sh --smoke)" scripts/bench.sh --smoke
 step "INF: the primitive-driver rules (and broken copies fail)" python3 scripts/check-inf.py --self-test

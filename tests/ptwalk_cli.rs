@@ -1138,25 +1138,27 @@ fn aarch64_bad_input_gets_one_line() {
     assert_one_line_error(&output, 1, "--invalid-pte-mask is x64 Windows' L1TF mask");
 }
 
+/// The README's ARM64 sample with its registers.
+const ARM64_SAMPLE: [&str; 10] = [
+    "--arch",
+    "aarch64",
+    "--image",
+    concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny-arm64.raw"),
+    "--ttbr0",
+    "1000",
+    "--ttbr1",
+    "1800",
+    "--tcr",
+    "615b5513511",
+];
+
 /// `dump --arch aarch64` on the README's sample: the self-map's 2 MiB block,
 /// read one level down, is a reserved encoding; `dump` names it on stderr,
 /// lists every other run (the kernel's block after it, from
 /// `scripts/make-samples.py`'s tables) and exits 0, as on x86-64.
 #[test]
 fn aarch64_dump_goes_past_entries_it_cannot_follow() {
-    let output = ptwalk(&[
-        "dump",
-        "--arch",
-        "aarch64",
-        "--image",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny-arm64.raw"),
-        "--ttbr0",
-        "1000",
-        "--ttbr1",
-        "1800",
-        "--tcr",
-        "615b5513511",
-    ]);
+    let output = ptwalk(&[&["dump"], &ARM64_SAMPLE[..]].concat());
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let out = stdout(&output);
     assert!(
@@ -1346,21 +1348,7 @@ fn pte_on_an_address_outside_the_address_space_is_one_line_and_fails() {
         String::from_utf8_lossy(&output.stderr)
             .ends_with("ptwalk: 1 address(es) are outside the address space\n")
     );
-    let arm64 = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny-arm64.raw");
-    let output = ptwalk(&[
-        "pte",
-        "--arch",
-        "aarch64",
-        "--image",
-        arm64,
-        "--ttbr0",
-        "1000",
-        "--ttbr1",
-        "1800",
-        "--tcr",
-        "615b5513511",
-        "0080000000000000",
-    ]);
+    let output = ptwalk(&[&["pte"], &ARM64_SAMPLE[..], &["0080000000000000"]].concat());
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert_eq!(stdout(&output).lines().count(), 1, "{output:?}");
 }

@@ -12,7 +12,7 @@ use vmwalk::walker::aarch64::{
 };
 
 use crate::image::Image;
-use crate::pte::{SelfMapChoice, Unshown};
+use crate::pte::{SelfMapChoice, Unshown, write_missing_table};
 
 /// `TCR_EL1.EPD0` and `EPD1`: walks through that TTBR are disabled.
 const EPD0: u64 = 1 << 7;
@@ -234,16 +234,8 @@ pub fn pte(
                 kind: FaultKind::ReadFailed { level, addr, .. },
                 ..
             }) => {
-                for line in block.lines().take(2) {
-                    writeln!(out, "{line}")?;
-                }
-                writeln!(
-                    out,
-                    "Page {:x} not present in the dump file. Type \".hh dbgerr004\" for details",
-                    addr.0 >> 12
-                )?;
                 let at = self_map.entry_address(VirtAddr(va), level).0;
-                writeln!(out, "Unable to get PXE {at:016X}")?;
+                write_missing_table(out, block.lines().take(2), addr.0, at)?;
                 unshown.missing += 1;
             }
             // Outside both ranges, or no walk at all: no descriptor to show.

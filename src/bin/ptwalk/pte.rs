@@ -62,16 +62,8 @@ pub fn print(
             // As WinDbg says it when a dump lacks a table (tests/windbg/18):
             // the addresses, then the page it could not read.
             Some(FaultKind::ReadFailed { level, addr, .. }) => {
-                for line in block.lines().take(2) {
-                    writeln!(out, "{line}")?;
-                }
-                writeln!(
-                    out,
-                    "Page {:x} not present in the dump file. Type \".hh dbgerr004\" for details",
-                    addr.0 >> 12
-                )?;
                 let at = self_map.entry_address(VirtAddr(va), level).0;
-                writeln!(out, "Unable to get PXE {at:016X}")?;
+                write_missing_table(out, block.lines().take(2), addr.0, at)?;
                 unshown.missing += 1;
             }
             _ => {
@@ -82,6 +74,30 @@ pub fn print(
         }
     }
     unshown.check()
+}
+
+/// What `WinDbg` prints when a dump lacks the table holding an entry
+/// (tests/windbg/18): the block's first `header` lines (the address and the
+/// entries' addresses), the page it could not read (the entry's `physical`
+/// address), and the entry's `virtual_address`.
+///
+/// # Errors
+/// When `out` fails.
+pub fn write_missing_table(
+    out: &mut (impl Write + ?Sized),
+    header: impl Iterator<Item = impl std::fmt::Display>,
+    physical: u64,
+    virtual_address: u64,
+) -> std::io::Result<()> {
+    for line in header {
+        writeln!(out, "{line}")?;
+    }
+    writeln!(
+        out,
+        "Page {:x} not present in the dump file. Type \".hh dbgerr004\" for details",
+        physical >> 12
+    )?;
+    writeln!(out, "Unable to get PXE {virtual_address:016X}")
 }
 
 /// Addresses `pte` could not show a block for: the exit status says so.

@@ -47,3 +47,12 @@ Describe 'Set-VmwalkNamedAddresses' {
             Should -Throw "*give -Address too*"
     }
 }
+
+Describe 'Format-NativeFailure' {
+    It 'explains 1359, what sc.exe start reports when the alias proof fails (STATUS_INTERNAL_ERROR)' {
+        InModuleScope VmwalkTools {
+            $text = Format-NativeFailure -Command 'sc.exe start vmwalk' -Result ([pscustomobject]@{ ExitCode = 1359; Output = '' })
+            $text | Should -BeLike '*STATUS_INTERNAL_ERROR (0xC00000E5)*alias proof*'
+        }
+    }
+}

@@ -19,6 +19,8 @@ mod fixtures;
 #[allow(dead_code, reason = "the bench uses the image reader only")]
 #[path = "../src/bin/ptwalk/image.rs"]
 mod image;
+#[path = "../src/bin/ptwalk/segment.rs"]
+mod segment;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};

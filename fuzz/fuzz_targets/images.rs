@@ -12,6 +12,8 @@
 mod dump;
 #[path = "../../src/bin/ptwalk/image.rs"]
 mod image;
+#[path = "../../src/bin/ptwalk/segment.rs"]
+mod segment;
 
 use std::rc::Rc;
 

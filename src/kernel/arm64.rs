@@ -2,8 +2,8 @@
 //! the level 0 self-map, and each descriptor with the virtual address
 //! Windows gives it.
 
-use super::inspect::{self, Leaf, Split, WalkFailed, Walked};
 use super::line::log;
+use super::walk::{self, Leaf, Split, WalkFailed, Walked};
 use super::{Arm64Registers, KernelApi, KernelMemory};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
 use crate::walker::aarch64::windbg::PteBlock;
@@ -151,7 +151,7 @@ fn log_pte_block<K: KernelApi>(kernel: &K, self_map: SelfMap, va: u64, path: &Pa
         path,
         self_map,
     };
-    inspect::log_pte_block(kernel, va, block.lines());
+    walk::log_pte_block(kernel, va, block.lines());
 }
 
 /// Finds and logs the level 0 descriptor that maps its own table.

@@ -3,54 +3,14 @@
 //! Only a walk that contradicts the alias fails the load; a disagreement
 //! with Windows or a walker error is logged.
 
-use core::fmt;
-
 use super::arm64::Arm64Tables;
 use super::line::log;
 use super::memory::address;
+use super::walk::{Split, Walked};
 use super::x64::X64Tables;
-use super::{Alias, CopyFailed, DriverError, KernelApi, KernelMemory, PagingRegisters};
+use super::{Alias, DriverError, KernelApi, KernelMemory, PagingRegisters};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, PVOID};
-use crate::walker::{FaultKind, PhysAddr, VirtAddr, aarch64};
-
-/// Where Windows splits user and system space.
-#[derive(Clone, Copy)]
-pub(super) struct Split {
-    highest_user: u64,
-    system_start: u64,
-}
-
-impl Split {
-    /// `MmHighestUserAddress` and `MmSystemRangeStart`.
-    pub(super) fn of<K: KernelApi>(kernel: &K) -> Self {
-        Self {
-            highest_user: kernel.mm_highest_user_address().addr() as u64,
-            system_start: kernel.mm_system_range_start().addr() as u64,
-        }
-    }
-
-    /// Logs both values.
-    pub(super) fn log<K: KernelApi>(self, kernel: &K) {
-        log(
-            kernel,
-            DPFLTR_INFO_LEVEL,
-            format_args!(
-                "vmwalk: MmHighestUserAddress {:#x}, MmSystemRangeStart {:#x}\n",
-                self.highest_user, self.system_start
-            ),
-        );
-    }
-
-    pub(super) const fn side(self, va: u64) -> &'static str {
-        if va <= self.highest_user {
-            "user space"
-        } else if va >= self.system_start {
-            "kernel space"
-        } else {
-            "neither side"
-        }
-    }
-}
+use crate::walker::VirtAddr;
 
 /// The paging state of the current processor and how to read its tables.
 pub(super) struct Walker<'k, K: KernelApi> {
@@ -65,45 +25,6 @@ pub(super) struct Walker<'k, K: KernelApi> {
 enum Tables {
     X64(X64Tables),
     Arm64(Option<Arm64Tables>),
-}
-
-/// Where a walk ended: the physical address, the leaf entry's, and the leaf.
-#[derive(Clone, Copy)]
-pub(super) struct Walked {
-    pub(super) pa: PhysAddr,
-    pub(super) leaf_entry: PhysAddr,
-    pub(super) leaf: Leaf,
-}
-
-/// The page or large page a walk ended in.
-#[derive(Clone, Copy)]
-pub(super) enum Leaf {
-    X64(crate::walker::Mapping),
-    Arm64(aarch64::Mapping),
-}
-
-impl fmt::Display for Leaf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::X64(mapping) => mapping.fmt(f),
-            Self::Arm64(mapping) => mapping.fmt(f),
-        }
-    }
-}
-
-/// Why a walk did not translate, in the architecture's terms.
-pub(super) enum WalkFailed {
-    X64(FaultKind<CopyFailed>),
-    Arm64(aarch64::FaultKind<CopyFailed>),
-}
-
-impl fmt::Display for WalkFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::X64(kind) => kind.fmt(f),
-            Self::Arm64(kind) => kind.fmt(f),
-        }
-    }
 }
 
 /// Walks and logs the driver's own addresses, as `!pte` shows them.
@@ -252,22 +173,5 @@ impl<'k, K: KernelApi> Walker<'k, K> {
             );
         }
         Some(walked)
-    }
-}
-
-/// Logs the block `!pte va` prints, after a line saying so: each
-/// architecture's `PteBlock` lines.
-pub(super) fn log_pte_block<K: KernelApi, L: fmt::Display>(
-    kernel: &K,
-    va: u64,
-    lines: impl IntoIterator<Item = L>,
-) {
-    log(
-        kernel,
-        DPFLTR_INFO_LEVEL,
-        format_args!("vmwalk: as !pte {va:#x} shows it:\n"),
-    );
-    for line in lines {
-        log(kernel, DPFLTR_INFO_LEVEL, format_args!("vmwalk: {line}\n"));
     }
 }

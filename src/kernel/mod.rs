@@ -15,6 +15,7 @@ mod memory;
 mod named;
 mod parameters;
 mod physical;
+mod walk;
 mod x64;
 
 pub use alias::{Alias, MappingMethod};

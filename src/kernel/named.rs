@@ -9,8 +9,9 @@ use core::mem::MaybeUninit;
 use core::ptr::{NonNull, null_mut};
 
 use super::KernelApi;
-use super::inspect::{Split, Walker};
+use super::inspect::Walker;
 use super::line::log;
+use super::walk::Split;
 use crate::ffi::{
     DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, KAPC_STATE, NTSTATUS, PEPROCESS, PUNICODE_STRING, PVOID,
     UNICODE_STRING,

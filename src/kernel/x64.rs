@@ -1,8 +1,8 @@
 //! The driver's walks on x64: CR3, CR4 and EFER, the PML4 (or PML5)
 //! self-map, each entry as `!pte` names it, and the block `!pte` prints.
 
-use super::inspect::{self, Leaf, Split, WalkFailed, Walked};
 use super::line::log;
+use super::walk::{self, Leaf, Split, WalkFailed, Walked};
 use super::{KernelApi, KernelMemory, X64Registers};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
 use crate::walker::software_pte::InvalidPteMask;
@@ -116,7 +116,7 @@ impl X64Tables {
             self_map,
             invalid_pte_mask: self.invalid_pte_mask,
         };
-        inspect::log_pte_block(kernel, va, block.lines());
+        walk::log_pte_block(kernel, va, block.lines());
     }
 }
 

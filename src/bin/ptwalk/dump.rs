@@ -16,7 +16,7 @@ use kdmp_parser::structs::{
 };
 use memmap2::Mmap;
 
-use crate::image::Segment;
+use crate::segment::Segment;
 
 const PAGE: u64 = 4096;
 

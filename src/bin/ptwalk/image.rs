@@ -13,6 +13,8 @@ use object::elf::PT_LOAD;
 use object::read::elf::{ElfFile64, ProgramHeader};
 use vmwalk::walker::{ImageMemory, OutsideImage, PhysAddr, PhysicalMemory};
 
+use crate::segment::Segment;
+
 /// An opened, memory-mapped image.
 pub struct Image {
     /// Shared with kdmp-parser while it opens a crash dump.
@@ -30,16 +32,6 @@ pub struct Image {
 }
 
 const RECENT_PAGES: usize = 256;
-
-/// Where one run of physical memory is in the file: an ELF `PT_LOAD`
-/// segment, or pages of a crash dump contiguous in memory and in the file.
-pub struct Segment {
-    pub paddr: u64,
-    pub offset: usize,
-    pub file_size: u64,
-    /// Beyond `file_size`, memory reads as zero (ELF only).
-    pub memory_size: u64,
-}
 
 impl Image {
     /// Maps `path`; an ELF file is read as a core, a file starting with `PAGE`

@@ -7,6 +7,7 @@ mod dump;
 mod image;
 mod mask;
 mod pte;
+mod segment;
 mod skipped;
 
 use std::fmt::Write as _;

@@ -1,0 +1,105 @@
+//! What one walk of an address found, and how it is logged: shared by the
+//! x64 and ARM64 walks (`x64.rs`, `arm64.rs`) and by `inspect.rs`, which
+//! drives them, so that neither architecture imports its driver back.
+
+use core::fmt;
+
+use super::line::log;
+use super::{CopyFailed, KernelApi};
+use crate::ffi::DPFLTR_INFO_LEVEL;
+use crate::walker::{FaultKind, PhysAddr, aarch64};
+
+/// Where Windows splits user and system space.
+#[derive(Clone, Copy)]
+pub(super) struct Split {
+    highest_user: u64,
+    system_start: u64,
+}
+
+impl Split {
+    /// `MmHighestUserAddress` and `MmSystemRangeStart`.
+    pub(super) fn of<K: KernelApi>(kernel: &K) -> Self {
+        Self {
+            highest_user: kernel.mm_highest_user_address().addr() as u64,
+            system_start: kernel.mm_system_range_start().addr() as u64,
+        }
+    }
+
+    /// Logs both values.
+    pub(super) fn log<K: KernelApi>(self, kernel: &K) {
+        log(
+            kernel,
+            DPFLTR_INFO_LEVEL,
+            format_args!(
+                "vmwalk: MmHighestUserAddress {:#x}, MmSystemRangeStart {:#x}\n",
+                self.highest_user, self.system_start
+            ),
+        );
+    }
+
+    pub(super) const fn side(self, va: u64) -> &'static str {
+        if va <= self.highest_user {
+            "user space"
+        } else if va >= self.system_start {
+            "kernel space"
+        } else {
+            "neither side"
+        }
+    }
+}
+
+/// Where a walk ended: the physical address, the leaf entry's, and the leaf.
+#[derive(Clone, Copy)]
+pub(super) struct Walked {
+    pub(super) pa: PhysAddr,
+    pub(super) leaf_entry: PhysAddr,
+    pub(super) leaf: Leaf,
+}
+
+/// The page or large page a walk ended in.
+#[derive(Clone, Copy)]
+pub(super) enum Leaf {
+    X64(crate::walker::Mapping),
+    Arm64(aarch64::Mapping),
+}
+
+impl fmt::Display for Leaf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::X64(mapping) => mapping.fmt(f),
+            Self::Arm64(mapping) => mapping.fmt(f),
+        }
+    }
+}
+
+/// Why a walk did not translate, in the architecture's terms.
+pub(super) enum WalkFailed {
+    X64(FaultKind<CopyFailed>),
+    Arm64(aarch64::FaultKind<CopyFailed>),
+}
+
+impl fmt::Display for WalkFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::X64(kind) => kind.fmt(f),
+            Self::Arm64(kind) => kind.fmt(f),
+        }
+    }
+}
+
+/// Logs the block `!pte va` prints, after a line saying so: each
+/// architecture's `PteBlock` lines.
+pub(super) fn log_pte_block<K: KernelApi, L: fmt::Display>(
+    kernel: &K,
+    va: u64,
+    lines: impl IntoIterator<Item = L>,
+) {
+    log(
+        kernel,
+        DPFLTR_INFO_LEVEL,
+        format_args!("vmwalk: as !pte {va:#x} shows it:\n"),
+    );
+    for line in lines {
+        log(kernel, DPFLTR_INFO_LEVEL, format_args!("vmwalk: {line}\n"));
+    }
+}

@@ -1,6 +1,6 @@
 //! The bits of a paging-structure entry (Intel SDM vol. 3A, 4.5, tables 4-15 to 4-20).
 
-use super::address::PhysAddr;
+use super::address::{Level, PhysAddr};
 
 /// A raw 64-bit paging-structure entry, at any level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -46,6 +46,19 @@ impl PageTableEntry {
     #[must_use]
     pub const fn address(self, low_bit: u32, max_phys_bits: u32) -> PhysAddr {
         PhysAddr(self.0 & address_mask(low_bit, max_phys_bits))
+    }
+
+    /// Whether PS is set where it means a large page: in a PDPTE (1 GiB) or a
+    /// PDE (2 MiB). Elsewhere bit 7 is PAT (a PTE) or reserved.
+    ///
+    /// ```
+    /// use vmwalk::walker::{Level, PageTableEntry};
+    /// let ps = PageTableEntry(0x2000_0000 | 0xe3);
+    /// assert!(ps.is_large_at(Level::Pd) && !ps.is_large_at(Level::Pt));
+    /// ```
+    #[must_use]
+    pub const fn is_large_at(self, level: Level) -> bool {
+        matches!(level, Level::Pdpt | Level::Pd) && self.has(Self::PAGE_SIZE)
     }
 
     /// The page frame number (bits 51:12, as `WinDbg` prints it).

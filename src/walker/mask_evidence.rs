@@ -18,11 +18,9 @@
 //! of them agree and the bit lies beyond the capture's physical memory.
 
 use super::entry::PageTableEntry;
-use super::software_pte::InvalidPteMask;
+use super::software_pte::{InvalidPteMask, PROTOTYPE, SWIZZLE_BIT, TRANSITION};
 
-const SWIZZLE_BIT: u64 = 1 << 4;
-const PROTOTYPE: u64 = 1 << 10;
-const TRANSITION: u64 = 1 << 11;
+/// `_MMPTE_SOFTWARE.PageFileLow`: which paging file.
 const PAGE_FILE_LOW: u64 = 0xf << 12;
 /// The lowest mask bit a 64-bit x86 CPU can have (MAXPHYADDR 36).
 const LOWEST_MASK_BIT: u32 = 35;

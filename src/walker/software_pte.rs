@@ -19,9 +19,9 @@ use core::fmt;
 use super::entry::PageTableEntry;
 
 /// `_MMPTE_SOFTWARE.SwizzleBit`: set when Windows did *not* apply the mask.
-const SWIZZLE_BIT: u64 = 1 << 4;
-const PROTOTYPE: u64 = 1 << 10;
-const TRANSITION: u64 = 1 << 11;
+pub(super) const SWIZZLE_BIT: u64 = 1 << 4;
+pub(super) const PROTOTYPE: u64 = 1 << 10;
+pub(super) const TRANSITION: u64 = 1 << 11;
 /// Bits 11:0: valid, swizzle, protection, prototype, transition, and the
 /// low flags. All clear in a non-zero entry is what `!pte` calls freed.
 const LOW_BITS: u64 = 0xfff;

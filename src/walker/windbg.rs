@@ -25,8 +25,7 @@ pub struct Flags {
 impl fmt::Display for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self.entry;
-        let large =
-            matches!(self.level, Level::Pdpt | Level::Pd) && e.has(PageTableEntry::PAGE_SIZE);
+        let large = e.is_large_at(self.level);
         let pick = |set: bool, yes: char, no: char| if set { yes } else { no };
         let chars = [
             pick(e.has(COPY_ON_WRITE), 'C', '-'),
@@ -141,11 +140,10 @@ impl<'a> PteBlock<'a> {
     fn zeros_below_leaf(&self) -> usize {
         let levels = self.self_map.mode().levels().len();
         let walked = self.path.as_slice().len();
-        let large_leaf = self.path.last().is_some_and(|leaf| {
-            matches!(leaf.level, Level::Pdpt | Level::Pd)
-                && leaf.entry.is_present()
-                && leaf.entry.has(PageTableEntry::PAGE_SIZE)
-        });
+        let large_leaf = self
+            .path
+            .last()
+            .is_some_and(|leaf| leaf.entry.is_present() && leaf.entry.is_large_at(leaf.level));
         if large_leaf {
             levels.saturating_sub(walked)
         } else {
@@ -254,9 +252,7 @@ fn status_row(f: &mut fmt::Formatter<'_>, block: &PteBlock<'_>) -> fmt::Result {
             level: v.level,
         };
         write!(f, "pfn {:<10x}{flags}", v.entry.pfn())?;
-        let large = !more
-            && matches!(v.level, Level::Pd | Level::Pdpt)
-            && v.entry.has(PageTableEntry::PAGE_SIZE);
+        let large = !more && v.entry.is_large_at(v.level);
         if large {
             let size_bits = v.level.shift();
             let frame = v.entry.address(size_bits, 52).0 + (block.va.0 & ((1 << size_bits) - 1));

@@ -261,10 +261,7 @@ fn parse_command(matches: &ArgMatches) -> Option<Command> {
         "translate" => Command::Translate {
             paging,
             addresses: listed_addresses(sub),
-            addresses_from: sub
-                .get_many::<PathBuf>("addresses-from")
-                .map(|many| many.cloned().collect())
-                .unwrap_or_default(),
+            addresses_from: files_listed(sub),
             json: sub.get_flag("json"),
             // --os says in whose words to explain: it asks for --explain.
             explain: sub.get_flag("explain") || sub.contains_id("os"),
@@ -281,10 +278,7 @@ fn parse_command(matches: &ArgMatches) -> Option<Command> {
         "pte" => Command::Pte {
             paging,
             addresses: listed_addresses(sub),
-            addresses_from: sub
-                .get_many::<PathBuf>("addresses-from")
-                .map(|many| many.cloned().collect())
-                .unwrap_or_default(),
+            addresses_from: files_listed(sub),
             invalid_pte_mask: sub.get_one::<u64>("invalid-pte-mask").copied(),
             self_map: *sub.get_one::<SelfMapChoice>("self-map")?,
         },
@@ -302,6 +296,13 @@ fn parse_self_map(text: &str) -> Result<SelfMapChoice, String> {
             "'{text}' is not a table index (0 to 1ff) or `auto`"
         )),
     }
+}
+
+/// Every `--addresses-from` file, in order.
+fn files_listed(sub: &ArgMatches) -> Vec<PathBuf> {
+    sub.get_many::<PathBuf>("addresses-from")
+        .map(|many| many.cloned().collect())
+        .unwrap_or_default()
 }
 
 fn listed_addresses(sub: &ArgMatches) -> Vec<u64> {

@@ -99,9 +99,7 @@ fn survey(image: &Image, paging: &Paging, physical_end: u64) -> MaskEvidence {
             };
             let entry = PageTableEntry(raw);
             evidence.observe(entry);
-            let leaf = level == Level::Pt
-                || (matches!(level, Level::Pdpt | Level::Pd)
-                    && entry.has(PageTableEntry::PAGE_SIZE));
+            let leaf = level == Level::Pt || entry.is_large_at(level);
             if entry.is_present() && !leaf {
                 pending.push((entry.address(12, paging.max_phys_bits()), depth + 1));
             }

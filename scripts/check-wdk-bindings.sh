@@ -230,7 +230,7 @@ run() { # log-name command...
 echo "check-wdk-bindings: cargo check (wdk feature, $target)"
 run check /usr/bin/cargo check "${common[@]}" || fail "cargo check"
 # The patched crate graph is the one built: wdk-sys is the stand-in ...
-# (read whole, then grep: `| grep -q` under pipefail can fail on SIGPIPE)
+# (read whole, then grep: a pipe into an early-exiting grep fails at random under pipefail)
 tree=$(/usr/bin/cargo tree --target "$target" --no-default-features --features wdk -e normal -i wdk-sys 2>/dev/null || true)
 grep -q "wdk-sys v0.5.2 ($standin/wdk-sys)" <<<"$tree" || fail "wdk-sys is not the stand-in"
 # ... and wdk-build (a build-dependency for Windows hosts only) is not in it.

@@ -14,7 +14,7 @@ if ! command -v c++ >/dev/null || ! command -v cc >/dev/null; then
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 toolchain=()
-# Read whole, then grep: `| grep -q` under pipefail fails when grep exits
+# Read whole, then grep: piped into grep, pipefail fails when grep exits
 # early and the writer gets SIGPIPE, though the line was there.
 toolchains=$(rustup toolchain list 2>/dev/null || true)
 if grep -q '^nightly' <<<"$toolchains"; then

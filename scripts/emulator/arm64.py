@@ -39,6 +39,8 @@ import pefile
 from unicorn import UC_ARCH_ARM64, UC_HOOK_CODE, UC_MODE_ARM, Uc, UcError
 from unicorn.arm64_const import (UC_ARM64_REG_CPACR_EL1, UC_ARM64_REG_LR, UC_ARM64_REG_PC,
                                  UC_ARM64_REG_SP, UC_ARM64_REG_X0)
+# The x64 check's !pte layout and log levels: the ARM64 block keeps x64's columns.
+from walk_check import DPFLTR_ERROR_LEVEL, PTE_BLOCK_LINE, columns
 
 PAGE = 0x1000
 IMAGE_BASE = 0x1_4000_0000
@@ -394,9 +396,7 @@ class Harness:
 
 
 
-PTE_BLOCK_LINE = re.compile(r"vmwalk: as !pte 0x([0-9a-f]+) shows it:\n")
-ENTRY_NAMES = ("PXE", "PPE", "PDE", "PTE")
-COLUMN = 27  # !pte's column width (x64's; ARM64 keeps it)
+ENTRY_NAMES = ("PXE", "PPE", "PDE", "PTE")  # x64's names, which !pte keeps on ARM64
 
 
 def entry_va(va, level):
@@ -439,9 +439,6 @@ def expected_pte_block(world, va):
             break
         status.append("pfn %-10x %s" % ((descriptor & 0x0000_FFFF_FFFF_F000) >> 12,
                                          arm64_flags(descriptor, level, va >> 55 & 1)))
-
-    def columns(cells):
-        return "".join(cell.ljust(COLUMN) for cell in cells[:-1]) + cells[-1]
     return [" " * 43 + "VA %016x" % va,
             columns(["%s at %016X" % (ENTRY_NAMES[level], entry_va(va, level)) for level in range(4)]),
             columns(["contains %016X" % d for d in descriptors]),
@@ -466,7 +463,6 @@ def check_pte_blocks(world, lines):
 
 WALK_RESULT = re.compile(r"vmwalk: (\S+) 0x([0-9a-f]+) -> physical 0x([0-9a-f]+) \(")
 WALKS = ("mdl-mapping", "partial-mapping", "DriverEntry", "stack")  # the driver's own addresses
-DPFLTR_ERROR_LEVEL = 0
 
 
 def check_log(harness, mappings):

@@ -1138,6 +1138,9 @@ fn aarch64_bad_input_gets_one_line() {
     assert_one_line_error(&output, 1, "--invalid-pte-mask is x64 Windows' L1TF mask");
 }
 
+/// The README's x86-64 sample.
+const TINY_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny.raw");
+
 /// The README's ARM64 sample with its registers.
 const ARM64_SAMPLE: [&str; 10] = [
     "--arch",
@@ -1277,7 +1280,7 @@ fn elf_segments_off_page_boundaries_or_with_too_many_file_bytes() {
 /// The README's sample cut to 20,000 bytes: the walk of `7ff6c0001234`
 /// needs the PDPT at 0x5000, which is gone.
 fn truncated_sample() -> PathBuf {
-    let sample = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny.raw")).unwrap();
+    let sample = std::fs::read(TINY_SAMPLE).unwrap();
     write_temp("truncated-sample.raw", &sample[..20_000])
 }
 
@@ -1325,7 +1328,7 @@ Unable to get PXE FFFFD1E8F46FFED8
 /// block, the others still shown, exit 1 (x86-64 and ARM64 alike).
 #[test]
 fn pte_on_an_address_outside_the_address_space_is_one_line_and_fails() {
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny.raw");
+    let sample = TINY_SAMPLE;
     let output = ptwalk(&[
         "pte",
         "--image",
@@ -1357,7 +1360,7 @@ fn pte_on_an_address_outside_the_address_space_is_one_line_and_fails() {
 /// finds nothing mapped.
 #[test]
 fn a_wrong_cr3_is_hinted_at_for_one_address_and_for_dump() {
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny.raw");
+    let sample = TINY_SAMPLE;
     let output = ptwalk(&[
         "translate",
         "--image",
@@ -1387,7 +1390,7 @@ fn a_wrong_cr3_is_hinted_at_for_one_address_and_for_dump() {
 /// files, and names standard input; no address names `--addresses-from`.
 #[test]
 fn options_say_what_they_need() {
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny.raw");
+    let sample = TINY_SAMPLE;
     let base = ["translate", "--image", sample, "--cr3", "1000"];
     let windows = ptwalk(&[&base[..], &["--os", "windows", "fffff80000406000"]].concat());
     assert!(

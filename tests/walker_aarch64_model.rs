@@ -63,7 +63,7 @@ fn check_translations(seed: u64) {
         assert_eq!(levels, (first..first + expected_read).collect::<Vec<_>>());
         if let Ok(t) = &result {
             assert_eq!(
-                t.path.iter().last().map(|v| v.descriptor),
+                t.path.iter().last().map(|v| v.entry),
                 Some(t.mapping.descriptor)
             );
         }

@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use vmwalk::walker::software_pte::{InvalidPteMask, SoftwarePte};
 use vmwalk::walker::windbg::Flags;
 use vmwalk::walker::windbg::PteBlock;
-use vmwalk::walker::{
-    Level, PageTableEntry, PagingMode, Path as Walk, PhysAddr, SelfMap, VirtAddr, Visited,
-};
+use vmwalk::walker::x86_64::{Level, PageTableEntry, PagingMode, Path as Walk, SelfMap, Visited};
+use vmwalk::walker::{PhysAddr, VirtAddr};
 
 const MAXPHYADDR: u32 = 46;
 

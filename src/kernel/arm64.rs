@@ -3,7 +3,7 @@
 //! Windows gives it.
 
 use super::line::log;
-use super::walk::{self, Leaf, Split, WalkFailed, Walked};
+use super::walk::{self, Leaf, SelfMapTexts, Split, WalkFailed, Walked};
 use super::{Arm64Registers, KernelApi, KernelMemory};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
 use crate::walker::aarch64::windbg::PteBlock;
@@ -106,8 +106,8 @@ impl Arm64Tables {
             .self_map
             .filter(|map| map.names(&self.paging, VirtAddr(va)));
         for visited in path.iter() {
-            let kind = visited.descriptor.kind(visited.level);
-            let (level, at, descriptor) = (visited.level, visited.addr.0, visited.descriptor);
+            let kind = visited.entry.kind(visited.level);
+            let (level, at, descriptor) = (visited.level, visited.addr.0, visited.entry);
             match self_map {
                 Some(map) => log(
                     kernel,
@@ -160,39 +160,12 @@ fn find_self_map<K: KernelApi>(
     paging: &Paging,
     memory: &KernelMemory<'_, K>,
 ) -> Option<SelfMap> {
-    match SelfMap::find(paging, memory) {
-        Ok(Some(map)) => {
-            log(
-                kernel,
-                DPFLTR_INFO_LEVEL,
-                format_args!(
-                    "vmwalk: self-map: TTBR1_EL1's level 0 entry {:#x} ({}) maps the page it is in; PTE base {:#018x}\n",
-                    map.index(),
-                    map.index(),
-                    map.pte_base().0
-                ),
-            );
-            Some(map)
-        }
-        Ok(None) => {
-            log(
-                kernel,
-                DPFLTR_INFO_LEVEL,
-                format_args!(
-                    "vmwalk: self-map: no level 0 entry of TTBR1_EL1's table maps the page it is in\n"
-                ),
-            );
-            None
-        }
-        Err(error) => {
-            log(
-                kernel,
-                DPFLTR_ERROR_LEVEL,
-                format_args!(
-                    "vmwalk: self-map: reading TTBR1_EL1's level 0 table failed: {error}\n"
-                ),
-            );
-            None
-        }
-    }
+    let found = SelfMap::find(paging, memory);
+    let texts = SelfMapTexts {
+        entry: "TTBR1_EL1's level 0 entry",
+        maps: "maps the page it is in",
+        none: "no level 0 entry of TTBR1_EL1's table maps the page it is in",
+        table: "TTBR1_EL1's level 0 table",
+    };
+    walk::log_self_map(kernel, found, &texts, |map| (map.index(), map.pte_base()))
 }

@@ -3,12 +3,11 @@
 //! Only a walk that contradicts the alias fails the load; a disagreement
 //! with Windows or a walker error is logged.
 
-use super::arm64::Arm64Tables;
 use super::line::log;
 use super::memory::address;
+use super::tables::CpuTables;
 use super::walk::{Split, Walked};
-use super::x64::X64Tables;
-use super::{Alias, DriverError, KernelApi, KernelMemory, PagingRegisters};
+use super::{Alias, DriverError, KernelApi, KernelMemory};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, PVOID};
 use crate::walker::VirtAddr;
 
@@ -17,14 +16,7 @@ pub(super) struct Walker<'k, K: KernelApi> {
     kernel: &'k K,
     memory: KernelMemory<'k, K>,
     split: Split,
-    tables: Tables,
-}
-
-/// The architecture's view of the tables; ARM64's is `None` when its
-/// registers describe a translation the walker does not model (logged).
-enum Tables {
-    X64(X64Tables),
-    Arm64(Option<Arm64Tables>),
+    tables: CpuTables,
 }
 
 /// Walks and logs the driver's own addresses, as `!pte` shows them.
@@ -84,14 +76,7 @@ impl<'k, K: KernelApi> Walker<'k, K> {
     pub(super) fn new(kernel: &'k K) -> Self {
         let memory = KernelMemory::new(kernel);
         let split = Split::of(kernel);
-        let tables = match kernel.paging_registers() {
-            PagingRegisters::X64(registers) => {
-                Tables::X64(X64Tables::new(kernel, registers, split, &memory))
-            }
-            PagingRegisters::Arm64(registers) => {
-                Tables::Arm64(Arm64Tables::new(kernel, registers, split, &memory))
-            }
-        };
+        let tables = CpuTables::new(kernel, split, &memory);
         Self {
             kernel,
             memory,
@@ -109,17 +94,14 @@ impl<'k, K: KernelApi> Walker<'k, K> {
             DPFLTR_INFO_LEVEL,
             format_args!("vmwalk: walk of {name} {va:#x} ({side}):\n"),
         );
-        let walked = match &self.tables {
-            Tables::X64(tables) => tables.walk(kernel, &self.memory, va),
-            Tables::Arm64(Some(tables)) => tables.walk(kernel, &self.memory, va),
-            Tables::Arm64(None) => {
-                log(
-                    kernel,
-                    DPFLTR_ERROR_LEVEL,
-                    format_args!("vmwalk: walk of {name} {va:#x} skipped: TCR_EL1 is not walked\n"),
-                );
-                return None;
-            }
+        let Some(walked) = self.tables.walk(kernel, &self.memory, va) else {
+            let why = self.tables.not_walked();
+            log(
+                kernel,
+                DPFLTR_ERROR_LEVEL,
+                format_args!("vmwalk: walk of {name} {va:#x} skipped: {why}\n"),
+            );
+            return None;
         };
         match walked {
             Ok(walked) => {

@@ -15,6 +15,7 @@ mod memory;
 mod named;
 mod parameters;
 mod physical;
+mod tables;
 mod walk;
 mod x64;
 

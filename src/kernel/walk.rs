@@ -6,8 +6,8 @@ use core::fmt;
 
 use super::line::log;
 use super::{CopyFailed, KernelApi};
-use crate::ffi::DPFLTR_INFO_LEVEL;
-use crate::walker::{FaultKind, PhysAddr, aarch64};
+use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
+use crate::walker::{PhysAddr, VirtAddr, aarch64, x86_64};
 
 /// Where Windows splits user and system space.
 #[derive(Clone, Copy)]
@@ -59,7 +59,7 @@ pub(super) struct Walked {
 /// The page or large page a walk ended in.
 #[derive(Clone, Copy)]
 pub(super) enum Leaf {
-    X64(crate::walker::Mapping),
+    X64(x86_64::Mapping),
     Arm64(aarch64::Mapping),
 }
 
@@ -74,7 +74,7 @@ impl fmt::Display for Leaf {
 
 /// Why a walk did not translate, in the architecture's terms.
 pub(super) enum WalkFailed {
-    X64(FaultKind<CopyFailed>),
+    X64(x86_64::FaultKind<CopyFailed>),
     Arm64(aarch64::FaultKind<CopyFailed>),
 }
 
@@ -101,5 +101,60 @@ pub(super) fn log_pte_block<K: KernelApi, L: fmt::Display>(
     );
     for line in lines {
         log(kernel, DPFLTR_INFO_LEVEL, format_args!("vmwalk: {line}\n"));
+    }
+}
+
+/// How one architecture's self-map lines name its table and entry.
+pub(super) struct SelfMapTexts {
+    /// The entry found: `PML4 entry`.
+    pub(super) entry: &'static str,
+    /// What it maps: `maps its own table`.
+    pub(super) maps: &'static str,
+    /// The line when there is none.
+    pub(super) none: &'static str,
+    /// The table read: `the PML4`.
+    pub(super) table: &'static str,
+}
+
+/// Logs the outcome of a self-map search: its index and PTE base, that
+/// there is none, or why the table could not be read; the self-map found.
+pub(super) fn log_self_map<K: KernelApi, S: Copy, E: fmt::Display>(
+    kernel: &K,
+    found: Result<Option<S>, E>,
+    texts: &SelfMapTexts,
+    index_and_base: impl Fn(S) -> (u64, VirtAddr),
+) -> Option<S> {
+    match found {
+        Ok(Some(map)) => {
+            let (index, base) = index_and_base(map);
+            log(
+                kernel,
+                DPFLTR_INFO_LEVEL,
+                format_args!(
+                    "vmwalk: self-map: {} {index:#x} ({index}) {}; PTE base {:#018x}\n",
+                    texts.entry, texts.maps, base.0
+                ),
+            );
+            Some(map)
+        }
+        Ok(None) => {
+            log(
+                kernel,
+                DPFLTR_INFO_LEVEL,
+                format_args!("vmwalk: self-map: {}\n", texts.none),
+            );
+            None
+        }
+        Err(error) => {
+            log(
+                kernel,
+                DPFLTR_ERROR_LEVEL,
+                format_args!(
+                    "vmwalk: self-map: reading {} failed: {error}\n",
+                    texts.table
+                ),
+            );
+            None
+        }
     }
 }

@@ -2,12 +2,13 @@
 //! self-map, each entry as `!pte` names it, and the block `!pte` prints.
 
 use super::line::log;
-use super::walk::{self, Leaf, Split, WalkFailed, Walked};
+use super::walk::{self, Leaf, SelfMapTexts, Split, WalkFailed, Walked};
 use super::{KernelApi, KernelMemory, X64Registers};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
 use crate::walker::software_pte::InvalidPteMask;
 use crate::walker::windbg::{EntryLine, PteBlock};
-use crate::walker::{Paging, PagingMode, Path, PhysAddr, SelfMap, VirtAddr};
+use crate::walker::x86_64::{Paging, PagingMode, Path, SelfMap};
+use crate::walker::{PhysAddr, VirtAddr};
 
 /// The paging mode, the self-map and how Windows encodes invalid PTEs.
 pub(super) struct X64Tables {
@@ -126,39 +127,22 @@ fn find_self_map<K: KernelApi>(
     paging: &Paging,
     memory: &KernelMemory<'_, K>,
 ) -> Option<SelfMap> {
-    let top = match paging.mode() {
-        PagingMode::FourLevel => "PML4",
-        PagingMode::FiveLevel => "PML5",
+    let found = SelfMap::find(paging, memory);
+    let texts = match paging.mode() {
+        PagingMode::FourLevel => SelfMapTexts {
+            entry: "PML4 entry",
+            maps: "maps its own table",
+            none: "no PML4 entry maps its own table",
+            table: "the PML4",
+        },
+        PagingMode::FiveLevel => SelfMapTexts {
+            entry: "PML5 entry",
+            maps: "maps its own table",
+            none: "no PML5 entry maps its own table",
+            table: "the PML5",
+        },
     };
-    match SelfMap::find(paging, memory) {
-        Ok(Some(map)) => {
-            log(
-                kernel,
-                DPFLTR_INFO_LEVEL,
-                format_args!(
-                    "vmwalk: self-map: {top} entry {:#x} ({}) maps its own table; PTE base {:#018x}\n",
-                    map.index(),
-                    map.index(),
-                    map.pte_base().0
-                ),
-            );
-            Some(map)
-        }
-        Ok(None) => {
-            log(
-                kernel,
-                DPFLTR_INFO_LEVEL,
-                format_args!("vmwalk: self-map: no {top} entry maps its own table\n"),
-            );
-            None
-        }
-        Err(error) => {
-            log(
-                kernel,
-                DPFLTR_ERROR_LEVEL,
-                format_args!("vmwalk: self-map: reading the {top} failed: {error}\n"),
-            );
-            None
-        }
-    }
+    walk::log_self_map(kernel, found, &texts, |map| {
+        (map.index() as u64, map.pte_base())
+    })
 }

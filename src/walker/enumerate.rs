@@ -1,198 +1,210 @@
-//! Enumeration of every present leaf of a virtual range, in ascending order.
-//!
-//! The walk descends only into present tables, so its cost grows with the
-//! number of present entries, not with the size of the address space.
+//! Enumeration of every present leaf, in ascending address order, for every
+//! architecture: the spaces one after another, each table's entries in
+//! order. The walk descends only into present tables, so its cost grows
+//! with the number of present entries, not with the size of the address space.
 
-use super::address::{Level, PageSize, PhysAddr, VirtAddr};
-use super::entry::{MemoryTypeBits, PageTableEntry, address_mask};
-use super::fault::{Fault, FaultKind};
-use super::merge::{self, Merge};
+use super::PhysicalMemory;
+use super::address::{PageSize, PhysAddr};
+use super::architecture::{Architecture, Step};
+use super::fault::Fault;
+use super::merge::Merge;
 use super::path::{Path, Visited};
-use super::translate::{Access, Mapping, PresentKind, Step};
-use super::{Paging, PhysicalMemory};
 
-/// A bad enumeration range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RangeError {
-    /// A bound is not canonical in the paging mode.
-    #[error("range bound {0} is not canonical")]
-    NonCanonical(VirtAddr),
-    /// The first address is above the last.
-    #[error("range start {0} is above its end {1}")]
-    Reversed(VirtAddr, VirtAddr),
-}
-
-/// Iterator over the present leaves of a range; see [`Paging::leaves`].
+/// Iterator over present leaves; see the architectures' `Paging::leaves`.
 ///
-/// A present entry that cannot be used (reserved bit set, unreadable table)
-/// is yielded as an error and its subtree skipped. Internal iteration
-/// (`fold`, `for_each`, `count`...) scans each PT in a tighter loop than `next`.
-pub struct Leaves<'m, M: PhysicalMemory + ?Sized> {
-    paging: Paging,
+/// An entry that is not present (invalid) is skipped. One that faults
+/// otherwise (a reserved bit or encoding, an address beyond the physical
+/// address size, an unreadable table) is yielded as an error and what it
+/// covers skipped. A space whose walks are disabled yields nothing.
+/// Internal iteration (`fold`, `for_each`, `count`...) scans each last-level
+/// table in a tighter loop than `next`.
+pub struct Leaves<'m, A: Architecture, M: PhysicalMemory + ?Sized> {
+    arch: A,
     memory: &'m M,
-    /// Next linear address to look at.
+    /// `spaces[space..]` are still to scan.
+    spaces: &'static [A::Space],
+    space: usize,
+    /// The input addresses to scan in each space, if not all of them.
+    bounds: Option<(u64, u64)>,
+    /// Next input address to look at, and the last one, in the current space.
     next: u64,
-    /// Last linear address of the range.
     last: u64,
-    /// Index into the mode's levels of the table being scanned.
+    /// Index into the space's levels of the table being scanned.
     depth: usize,
+    /// Whether the current space is being scanned (else: start the next).
+    started: bool,
     tables: [PhysAddr; 5],
-    /// Access allowed by the entries above each depth.
-    access: [Access; 5],
+    /// What the tables above each depth take away.
+    above: [A::Restrictions; 5],
     /// The entries above the current depth.
-    path: Path,
-    done: bool,
+    path: Path<A>,
 }
 
-impl Paging {
-    /// Every present leaf of the whole address space.
-    pub const fn leaves<'m, M: PhysicalMemory + ?Sized>(&self, memory: &'m M) -> Leaves<'m, M> {
-        let last = (1u64 << self.mode().address_bits()) - 1;
-        Leaves::new(*self, memory, 0, last)
+impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
+    /// Every leaf of every space of `arch`.
+    pub fn new(arch: A, memory: &'m M) -> Self {
+        Self::bounded(arch, memory, arch.spaces(), None)
     }
 
-    /// Every present leaf that maps some byte of `first..=last`.
-    ///
-    /// # Errors
-    /// When a bound is not canonical or `first` is above `last`.
-    pub fn leaves_in<'m, M: PhysicalMemory + ?Sized>(
-        &self,
+    /// The leaves of `spaces` that map some byte of input addresses
+    /// `bounds` (inclusive), or of all of them.
+    pub(crate) fn bounded(
+        arch: A,
         memory: &'m M,
-        first: VirtAddr,
-        last: VirtAddr,
-    ) -> Result<Leaves<'m, M>, RangeError> {
-        let (start, end) = self.linear_range(first, last)?;
-        Ok(Leaves::new(*self, memory, start, end))
-    }
-
-    /// `first..=last` as linear addresses, checked.
-    pub(super) fn linear_range(
-        &self,
-        first: VirtAddr,
-        last: VirtAddr,
-    ) -> Result<(u64, u64), RangeError> {
-        for bound in [first, last] {
-            if !self.mode().is_canonical(bound) {
-                return Err(RangeError::NonCanonical(bound));
-            }
-        }
-        let (start, end) = (self.mode().linear(first), self.mode().linear(last));
-        if start > end {
-            return Err(RangeError::Reversed(first, last));
-        }
-        Ok((start, end))
-    }
-}
-
-impl<'m, M: PhysicalMemory + ?Sized> Leaves<'m, M> {
-    const fn new(paging: Paging, memory: &'m M, next: u64, last: u64) -> Self {
-        let mut tables = [PhysAddr(0); 5];
-        tables[0] = paging.root();
+        spaces: &'static [A::Space],
+        bounds: Option<(u64, u64)>,
+    ) -> Self {
+        let unrestricted = arch.unrestricted();
         Self {
-            paging,
+            arch,
             memory,
-            next,
-            last,
+            spaces,
+            space: 0,
+            bounds,
+            next: 0,
+            last: 0,
             depth: 0,
-            tables,
-            access: [Access::UNRESTRICTED; 5],
+            started: false,
+            tables: [PhysAddr(0); 5],
+            above: [unrestricted; 5],
             path: Path::new(),
-            done: false,
         }
     }
 
     /// Merges the leaves into runs; see [`Runs`].
     #[must_use]
-    pub const fn runs(self) -> Runs<'m, M> {
+    pub const fn runs(self) -> Runs<'m, A, M> {
         Runs(Merge::new(self))
+    }
+
+    /// Ends the current space.
+    const fn finish(&mut self) {
+        self.space += 1;
+        self.started = false;
+    }
+
+    /// The space being scanned and its levels; starts the next space when
+    /// none is. `None` when every space is done; `Some(Err)` when a space's
+    /// base register faults.
+    fn current(&mut self) -> Option<Result<(A::Space, &'static [A::Level]), Fault<A, M::Error>>> {
+        loop {
+            let &space = self.spaces.get(self.space)?;
+            let levels = self.arch.levels(space);
+            if self.started {
+                return Some(Ok((space, levels)));
+            }
+            if !self.arch.enumerated(space) {
+                self.finish();
+                continue;
+            }
+            let size = 1_u64.checked_shl(self.arch.input_bits(space)).unwrap_or(0);
+            (self.next, self.last) = self.bounds.unwrap_or((0, size.wrapping_sub(1)));
+            (self.depth, self.path, self.started) = (0, Path::new(), true);
+            *self.above.first_mut()? = self.arch.unrestricted();
+            match self.arch.root(space) {
+                Ok(root) => *self.tables.first_mut()? = root,
+                Err(kind) => {
+                    let va = self.arch.va(space, self.next);
+                    self.finish();
+                    let path = Path::new();
+                    return Some(Err(Fault { va, path, kind }));
+                }
+            }
+        }
     }
 
     /// Moves past the entry at `level` that covers `next`, and up to the
     /// first table that still has entries to scan.
-    fn advance_past(&mut self, level: Level) {
-        let span = level.entry_span();
+    fn advance_past(&mut self, space: A::Space, levels: &[A::Level], level: A::Level) {
+        let span = 1_u64 << A::shift(level);
         let next = (self.next & !(span - 1)) + span;
-        if next >> self.paging.mode().address_bits() != 0 {
-            self.done = true;
+        if next >> self.arch.input_bits(space) != 0 || next > self.last {
+            self.finish();
             return;
         }
         self.next = next;
-        let levels = self.paging.mode().levels();
-        while self.depth > 0 && levels.get(self.depth).is_some_and(|l| l.index(next) == 0) {
+        while self.depth > 0
+            && levels
+                .get(self.depth)
+                .is_some_and(|&l| (next >> A::shift(l)) & 0x1ff == 0)
+        {
             self.depth -= 1;
         }
         self.path.truncate(self.depth);
     }
 
+    /// A fault at the entry of `level` that covers `next`.
     fn fault(
         &self,
-        level: Level,
-        kind: FaultKind<M::Error>,
-        visited: Option<Visited>,
-    ) -> Fault<M::Error> {
-        let span = level.entry_span();
-        let va = VirtAddr(self.paging.mode().canonicalize(self.next & !(span - 1)));
+        space: A::Space,
+        level: A::Level,
+        kind: A::FaultKind<M::Error>,
+        visited: Option<Visited<A>>,
+    ) -> Fault<A, M::Error> {
+        let span = 1_u64 << A::shift(level);
+        let va = self.arch.va(space, self.next & !(span - 1));
         let mut path = self.path;
         if let Some(visited) = visited {
             path.push(visited);
         }
         Fault { va, path, kind }
     }
-}
 
-impl<M: PhysicalMemory + ?Sized> Leaves<'_, M> {
-    /// Folds the rest of the PT being scanned (within the range): its 4 KiB
-    /// leaves, skipping entries that are not present, in a loop that keeps
-    /// its state in locals. Stops before anything else (an unreadable or
-    /// reserved entry), which `next` then reports.
+    /// Folds the rest of the last-level table being scanned (within the
+    /// bounds): its pages, skipping entries that are not present, in a loop
+    /// that keeps its state in locals. Stops before anything else (an
+    /// unreadable or faulting entry), which `next` then reports.
     #[inline]
-    fn fold_pt<B, F>(&mut self, table: PhysAddr, above: Access, init: B, f: &mut F) -> B
+    fn fold_last_level<B, F>(
+        &mut self,
+        space: A::Space,
+        levels: &[A::Level],
+        init: B,
+        f: &mut F,
+    ) -> B
     where
-        F: FnMut(B, Result<Mapping, Fault<M::Error>>) -> B,
+        F: FnMut(B, Result<A::Mapping, Fault<A, M::Error>>) -> B,
     {
-        let p_and_reserved = self.paging.reserved_in_every_entry() | PageTableEntry::PRESENT;
-        let frame = address_mask(12, self.paging.max_phys_bits);
+        let (Some(&table), Some(&above), Some(&level)) = (
+            self.tables.get(self.depth),
+            self.above.get(self.depth),
+            levels.get(self.depth),
+        ) else {
+            return init;
+        };
+        let arch = self.arch;
+        let test = arch.page_test();
         let first = self.next & !0xfff;
-        // The sign extension is the same for every page of a PT.
-        let high = self.paging.mode().canonicalize(first).wrapping_sub(first);
         let end = self.last.min(first | 0x1f_ffff) & !0xfff;
-        let (mut acc, mut linear) = (init, first);
+        let (mut acc, mut ia) = (init, first);
         loop {
-            let addr = table.0 + ((linear >> 9) & 0xff8);
+            let addr = table.0 + ((ia >> 9) & 0xff8);
             let Ok(raw) = self.memory.read_u64(PhysAddr(addr)) else {
-                self.next = linear;
+                self.next = ia;
                 return acc;
             };
-            if raw & PageTableEntry::PRESENT != 0 {
-                if raw & p_and_reserved != PageTableEntry::PRESENT {
-                    self.next = linear;
+            if raw & test.present != 0 {
+                if raw & test.usable_mask != test.usable_value {
+                    self.next = ia;
                     return acc;
                 }
-                let entry = PageTableEntry(raw);
-                acc = f(
-                    acc,
-                    Ok(Mapping {
-                        va: VirtAddr(linear.wrapping_add(high)),
-                        pa: PhysAddr(raw & frame),
-                        size: PageSize::Size4K,
-                        access: above.narrowed_by(entry, self.paging.nx_enabled),
-                        entry,
-                    }),
-                );
+                let pa = PhysAddr(raw & test.frame);
+                let mapping = arch.mapping(space, ia, PageSize::Size4K, pa, A::entry(raw), above);
+                acc = f(acc, Ok(mapping));
             }
-            if linear >= end {
+            if ia >= end {
                 break;
             }
-            linear += 0x1000;
+            ia += 0x1000;
         }
-        self.next = linear;
-        self.advance_past(Level::Pt);
+        self.next = ia;
+        self.advance_past(space, levels, level);
         acc
     }
 }
 
-impl<M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, M> {
-    type Item = Result<Mapping, Fault<M::Error>>;
+impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, A, M> {
+    type Item = Result<A::Mapping, Fault<A, M::Error>>;
 
     #[inline]
     fn fold<B, F>(mut self, init: B, mut f: F) -> B
@@ -200,15 +212,12 @@ impl<M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, M> {
         F: FnMut(B, Self::Item) -> B,
     {
         let mut acc = init;
-        let levels = self.paging.mode().levels().len();
         loop {
-            let at_pt = !self.done && self.next <= self.last && self.depth + 1 == levels;
-            if let (true, Some(&table), Some(&above)) = (
-                at_pt,
-                self.tables.get(self.depth),
-                self.access.get(self.depth),
-            ) {
-                acc = self.fold_pt(table, above, acc, &mut f);
+            if let (true, Some(&space)) = (self.started, self.spaces.get(self.space)) {
+                let levels = self.arch.levels(space);
+                if self.depth + 1 == levels.len() && self.next <= self.last {
+                    acc = self.fold_last_level(space, levels, acc, &mut f);
+                }
             }
             match self.next() {
                 Some(item) => acc = f(acc, item),
@@ -219,132 +228,75 @@ impl<M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, M> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let p_and_reserved = self.paging.reserved_in_every_entry() | PageTableEntry::PRESENT;
-        while !self.done && self.next <= self.last {
-            let level = *self.paging.mode().levels().get(self.depth)?;
+        let present = self.arch.page_test().present;
+        loop {
+            let (space, levels) = match self.current()? {
+                Ok(current) => current,
+                Err(fault) => return Some(Err(fault)),
+            };
+            if self.next > self.last {
+                self.finish();
+                continue;
+            }
+            let level = *levels.get(self.depth)?;
             let table = *self.tables.get(self.depth)?;
-            let above = *self.access.get(self.depth)?;
-            let index = level.index(self.next);
-            let addr = PhysAddr(table.0 + 8 * index as u64);
-            let entry = match self.memory.read_u64(addr) {
-                Ok(raw) => PageTableEntry(raw),
+            let above = *self.above.get(self.depth)?;
+            let shift = A::shift(level);
+            let index = (self.next >> shift) & 0x1ff;
+            let addr = PhysAddr(table.0 + 8 * index);
+            let raw = match self.memory.read_u64(addr) {
+                Ok(raw) => raw,
                 Err(error) => {
-                    let fault =
-                        self.fault(level, FaultKind::ReadFailed { level, addr, error }, None);
-                    self.advance_past(level);
+                    let kind = A::read_failed(level, addr, error);
+                    let fault = self.fault(space, level, kind, None);
+                    self.advance_past(space, levels, level);
                     return Some(Err(fault));
                 }
             };
-            // The common cases first: an entry that is not present, and a
-            // usable leaf. Moving to the next entry of the same table needs
-            // none of `advance_past`'s climbing.
-            let next_in_table = (index < 511).then(|| {
-                let span = level.entry_span();
-                (self.next & !(span - 1)) + span
-            });
-            let usable = entry.0 & p_and_reserved == PageTableEntry::PRESENT;
-            let leaf = if usable {
-                match self.paging.kind_of_present(level, entry.0) {
-                    PresentKind::Leaf(size) => Some(size),
-                    PresentKind::Table | PresentKind::Faulting => None,
+            // The common case first: an entry that is not present. Moving to
+            // the next entry of the same table needs none of `advance_past`'s
+            // climbing.
+            if raw & present == 0 {
+                let span = 1_u64 << shift;
+                let next = (self.next & !(span - 1)) + span;
+                if index < 511 && next <= self.last {
+                    self.next = next;
+                } else {
+                    self.advance_past(space, levels, level);
                 }
-            } else {
-                None
-            };
-            if !entry.is_present() || leaf.is_some() {
-                let mapping = leaf.map(|size| {
-                    let access = above.narrowed_by(entry, self.paging.nx_enabled);
-                    self.paging.mapping(self.next, size, entry, access)
-                });
-                match next_in_table {
-                    Some(next) => self.next = next,
-                    None => self.advance_past(level),
-                }
-                match mapping {
-                    Some(mapping) => return Some(Ok(mapping)),
-                    None => continue,
-                }
+                continue;
             }
+            let entry = A::entry(raw);
             let visited = Visited { level, addr, entry };
-            let access = above.narrowed_by(entry, self.paging.nx_enabled);
-            match self.paging.step(level, entry) {
-                Err(FaultKind::NotPresent { .. }) => self.advance_past(level),
+            match self.arch.step(level, entry) {
                 Err(kind) => {
-                    let fault = self.fault(level, kind, Some(visited));
-                    self.advance_past(level);
+                    let fault = self.fault(space, level, kind, Some(visited));
+                    self.advance_past(space, levels, level);
                     return Some(Err(fault));
                 }
                 Ok(Step::Table(next_table)) => {
                     self.path.push(visited);
                     self.depth += 1;
                     *self.tables.get_mut(self.depth)? = next_table;
-                    *self.access.get_mut(self.depth)? = access;
+                    *self.above.get_mut(self.depth)? = self.arch.narrowed(space, above, entry);
                 }
-                Ok(Step::Leaf(size)) => {
-                    let mapping = self.paging.mapping(self.next, size, entry, access);
-                    self.advance_past(level);
+                Ok(Step::Leaf(size, pa)) => {
+                    let mapping = self.arch.mapping(space, self.next, size, pa, entry, above);
+                    self.advance_past(space, levels, level);
                     return Some(Ok(mapping));
                 }
             }
         }
-        self.done = true;
-        None
-    }
-}
-
-/// Virtually and physically contiguous leaves of equal size and attributes,
-/// merged as QEMU's `info mem` and Linux's ptdump do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Run {
-    /// First virtual address.
-    pub va: VirtAddr,
-    /// First physical address.
-    pub pa: PhysAddr,
-    /// Length in bytes.
-    pub bytes: u64,
-    /// Size of each page.
-    pub page_size: PageSize,
-    /// Effective permissions.
-    pub access: Access,
-    /// G of every leaf.
-    pub global: bool,
-    /// Caching bits of every leaf.
-    pub memory_type: MemoryTypeBits,
-}
-
-impl merge::Run for Run {
-    type Leaf = Mapping;
-
-    fn of(mapping: &Mapping) -> Self {
-        Self {
-            va: mapping.va,
-            pa: mapping.pa,
-            bytes: mapping.size.bytes(),
-            page_size: mapping.size,
-            access: mapping.access,
-            global: mapping.global(),
-            memory_type: mapping.memory_type(),
-        }
-    }
-
-    /// Extends this run by `next` if it continues it.
-    fn absorb(&mut self, next: &Self) -> bool {
-        let continues = self.va.0.wrapping_add(self.bytes) == next.va.0
-            && self.pa.0.wrapping_add(self.bytes) == next.pa.0
-            && (self.page_size, self.access, self.global, self.memory_type)
-                == (next.page_size, next.access, next.global, next.memory_type);
-        if continues {
-            self.bytes += next.bytes;
-        }
-        continues
     }
 }
 
 /// Iterator over merged runs; see [`Leaves::runs`].
-pub struct Runs<'m, M: PhysicalMemory + ?Sized>(Merge<Leaves<'m, M>, Run, Fault<M::Error>>);
+pub struct Runs<'m, A: Architecture, M: PhysicalMemory + ?Sized>(
+    Merge<Leaves<'m, A, M>, A::Run, Fault<A, M::Error>>,
+);
 
-impl<M: PhysicalMemory + ?Sized> Iterator for Runs<'_, M> {
-    type Item = Result<Run, Fault<M::Error>>;
+impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Runs<'_, A, M> {
+    type Item = Result<A::Run, Fault<A, M::Error>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.0.next()

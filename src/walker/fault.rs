@@ -1,91 +1,46 @@
-//! Why an address does not translate.
+//! The outcome of one walk, for every architecture: a translation, or a
+//! fault that says where the walk stopped and why, with the entries it read.
 
 use core::fmt;
 
-use super::address::{Level, PhysAddr, VirtAddr};
-use super::entry::PageTableEntry;
+use super::address::{PhysAddr, VirtAddr};
+use super::architecture::Architecture;
 use super::path::Path;
+
+/// A successful translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation<A: Architecture> {
+    /// The translated address, as given.
+    pub va: VirtAddr,
+    /// Its physical address.
+    pub pa: PhysAddr,
+    /// The page (or block) that maps it.
+    pub mapping: A::Mapping,
+    /// Every entry read, top level first.
+    pub path: Path<A>,
+}
 
 /// A failed translation: where the walk stopped, why, and the entries it read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fault<E> {
+pub struct Fault<A: Architecture, E> {
     /// The address that was translated.
     pub va: VirtAddr,
     /// The entries read before and at the one that stopped the walk.
-    pub path: Path,
-    /// Why the walk stopped.
-    pub kind: FaultKind<E>,
+    pub path: Path<A>,
+    /// Why the walk stopped, in the architecture's words.
+    pub kind: A::FaultKind<E>,
 }
 
-impl<E: fmt::Display> fmt::Display for Fault<E> {
+impl<A: Architecture, E> fmt::Display for Fault<A, E>
+where
+    A::FaultKind<E>: fmt::Display,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} does not translate: {}", self.va, self.kind)
     }
 }
 
-impl<E: fmt::Debug + fmt::Display> core::error::Error for Fault<E> {}
-
-/// The reason a walk stopped, as the CPU would see it (or a failed read).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum FaultKind<E> {
-    /// The bits above the top significant bit do not copy it.
-    #[error("the address is not canonical for {address_bits}-bit linear addresses")]
-    NonCanonical {
-        /// 48 or 57.
-        address_bits: u32,
-    },
-    /// P is clear: the CPU raises a not-present page fault.
-    #[error("{level} {entry} is not present")]
-    NotPresent {
-        /// Level of the entry.
-        level: Level,
-        /// The entry (software may keep information in it).
-        entry: PageTableEntry,
-    },
-    /// A reserved bit is set: the CPU raises a page fault with RSVD set.
-    #[error("{level} {entry} has a reserved bit set: {reason}")]
-    ReservedBit {
-        /// Level of the entry.
-        level: Level,
-        /// The entry.
-        entry: PageTableEntry,
-        /// Which rule it breaks.
-        reason: ReservedBit,
-    },
-    /// Physical memory holding the entry could not be read.
-    #[error("reading the {level} at physical {addr} failed: {error}")]
-    ReadFailed {
-        /// Level of the entry.
-        level: Level,
-        /// Physical address of the entry.
-        addr: PhysAddr,
-        /// The reader's error.
-        error: E,
-    },
-}
-
-/// Which reserved-bit rule an entry breaks (Intel SDM vol. 3A, 4.5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ReservedBit {
-    /// Bits 51:MAXPHYADDR of a present entry must be 0.
-    #[error("bits 51:{max_phys_bits} must be 0 (MAXPHYADDR is {max_phys_bits})")]
-    AboveMaxPhysAddr {
-        /// MAXPHYADDR.
-        max_phys_bits: u32,
-    },
-    /// XD (bit 63) is reserved while EFER.NXE is clear.
-    #[error("XD (bit 63) is set but EFER.NXE is clear")]
-    NoExecuteWithoutNxe,
-    /// PS (bit 7) is reserved in PML5 and PML4 entries.
-    #[error("PS (bit 7) is reserved at this level")]
-    PageSizeAtTopLevel,
-    /// PS in a PDPTE needs 1 GiB page support (CPUID 80000001h:EDX.Page1GB).
-    #[error("PS (bit 7) is set but the CPU has no 1 GiB pages")]
-    NoGigabytePages,
-    /// The address bits below a large page's alignment (above the PAT bit) must be 0.
-    #[error("bits {high}:13 of a large-page entry must be 0")]
-    LargePageAlignment {
-        /// 29 for a 1 GiB page, 20 for a 2 MiB page.
-        high: u32,
-    },
+impl<A: Architecture, E: fmt::Debug> core::error::Error for Fault<A, E> where
+    A::FaultKind<E>: fmt::Display + fmt::Debug
+{
 }

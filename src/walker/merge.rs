@@ -2,6 +2,8 @@
 //! grows while the next leaf continues it virtually and physically with the
 //! same attributes; a failed read ends the pending run first.
 
+use super::address::{PhysAddr, VirtAddr};
+
 /// A run of leaves that knows which leaves continue it.
 pub trait Run: Sized {
     /// What the enumeration yields.
@@ -10,12 +12,30 @@ pub trait Run: Sized {
     /// A run of one leaf.
     fn of(leaf: &Self::Leaf) -> Self;
 
+    /// Its first virtual and physical addresses and its length in bytes.
+    fn extent(&self) -> (VirtAddr, PhysAddr, u64);
+
+    /// Whether `other` has the attributes every leaf of this run shares.
+    fn same_attributes(&self, other: &Self) -> bool;
+
+    /// Adds `bytes` at its end.
+    fn grow(&mut self, bytes: u64);
+
     /// Extends this run by `next` if it continues it.
-    fn absorb(&mut self, next: &Self) -> bool;
+    fn absorb(&mut self, next: &Self) -> bool {
+        let ((va, pa, bytes), (next_va, next_pa, next_bytes)) = (self.extent(), next.extent());
+        let continues = va.0.wrapping_add(bytes) == next_va.0
+            && pa.0.wrapping_add(bytes) == next_pa.0
+            && self.same_attributes(next);
+        if continues {
+            self.grow(next_bytes);
+        }
+        continues
+    }
 }
 
 /// The runs of an iterator over leaves.
-pub struct Merge<I, R, E> {
+pub(crate) struct Merge<I, R, E> {
     leaves: I,
     pending: Option<R>,
     /// A failure to report after the run that preceded it.
@@ -23,7 +43,7 @@ pub struct Merge<I, R, E> {
 }
 
 impl<I, R, E> Merge<I, R, E> {
-    pub const fn new(leaves: I) -> Self {
+    pub(crate) const fn new(leaves: I) -> Self {
         Self {
             leaves,
             pending: None,

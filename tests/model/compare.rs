@@ -1,6 +1,6 @@
 //! The walker's answers in the model's terms.
 
-use vmwalk::walker::{Fault, FaultKind, Level, Mapping, Paging, PagingMode, Translation};
+use vmwalk::walker::x86_64::{Fault, FaultKind, Level, Mapping, Paging, PagingMode, Translation};
 
 use super::{Cpu, Outcome, Words, canonical, enumerate};
 use vmwalk::walker::{PhysicalMemory, VirtAddr};

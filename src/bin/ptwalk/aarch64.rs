@@ -93,11 +93,11 @@ fn text_lines(va: u64, result: &Walk, explain: bool) -> String {
             Err(fault) => (fault.path, fault.kind.to_string()),
         };
         for visited in path.iter() {
-            let kind = visited.descriptor.kind(visited.level);
+            let kind = visited.entry.kind(visited.level);
             let _ = writeln!(
                 text,
                 "    {} at phys {:#x}: {} ({kind})",
-                visited.level, visited.addr.0, visited.descriptor
+                visited.level, visited.addr.0, visited.entry
             );
         }
         let _ = writeln!(text, "    => {summary}");

@@ -22,10 +22,8 @@ use pte::SelfMapChoice;
 use vmwalk::walker::info_tlb::InfoTlbLine;
 use vmwalk::walker::software_pte::InvalidPteMask;
 use vmwalk::walker::windbg::PathLines;
-use vmwalk::walker::{
-    Fault, FaultKind, Level, OutsideImage, Paging, PagingMode, PhysAddr, PhysicalMemory,
-    Translation, VirtAddr, Visited,
-};
+use vmwalk::walker::x86_64::{Fault, FaultKind, Level, Paging, PagingMode, Translation, Visited};
+use vmwalk::walker::{OutsideImage, PhysAddr, PhysicalMemory, VirtAddr};
 
 /// What the user asked for.
 enum Command {

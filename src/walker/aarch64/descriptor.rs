@@ -5,9 +5,10 @@
 use core::fmt;
 
 /// A lookup level: level 0 resolves VA bits 47:39, level 3 bits 20:12.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Level {
     /// Resolves bits 47:39; holds only table descriptors.
+    #[default]
     L0,
     /// Resolves bits 38:30; a block maps 1 GiB.
     L1,

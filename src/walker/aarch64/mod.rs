@@ -54,18 +54,20 @@
 #![allow(clippy::doc_markdown)]
 
 mod descriptor;
-mod enumerate;
 mod fault;
+mod outcome;
 mod range;
 mod registers;
+mod rules;
 mod self_map;
 mod translate;
 pub mod windbg;
 
 pub use descriptor::{Descriptor, DescriptorKind, Level, Shareability};
-pub use enumerate::{Leaves, Run, Runs};
-pub use fault::{Fault, FaultKind, Path, Visited};
-pub use range::{Page, PageTranslations, RangeError};
+pub use fault::FaultKind;
+pub use outcome::{Fault, Leaves, Page, Path, Runs, Translation, Visited};
+pub use range::{PageTranslations, RangeError};
 pub use registers::{ConfigError, IMPLEMENTED_PA_BITS, Paging, RangeConfig, VaRange, tcr};
+pub use rules::Run;
 pub use self_map::SelfMap;
-pub use translate::{Access, Mapping, TableRestrictions, Translation};
+pub use translate::{Access, Mapping, TableRestrictions};

@@ -3,7 +3,8 @@
 //! descriptor read per page.
 
 use super::descriptor::{Descriptor, Level};
-use super::fault::{FaultKind, Path};
+use super::fault::FaultKind;
+use super::outcome::{Page, Path};
 use super::registers::{Paging, VaRange, mask};
 use super::translate::{Access, Mapping, TableRestrictions};
 use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr};
@@ -21,30 +22,6 @@ pub enum RangeError {
     /// The first address is above the last.
     #[error("range start {0} is above its end {1}")]
     Reversed(VirtAddr, VirtAddr),
-}
-
-/// One 4 KiB page of a ranged translation; see [`Paging::translate_range`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Page {
-    /// Virtual address of the page's first byte (bits above the range's
-    /// size all clear or all set, no tag).
-    pub va: VirtAddr,
-    /// The block or page that maps it, as [`Paging::translate`] finds it, or
-    /// `None` where that faults (translate the page to learn why).
-    pub mapping: Option<Mapping>,
-}
-
-impl Page {
-    /// The physical address of the page's first byte, if it is mapped.
-    #[must_use]
-    pub const fn pa(&self) -> Option<PhysAddr> {
-        match self.mapping {
-            Some(m) => Some(PhysAddr(
-                m.pa.0.wrapping_add(self.va.0.wrapping_sub(m.va.0)),
-            )),
-            None => None,
-        }
-    }
 }
 
 /// Iterator over every 4 KiB page of a range; see [`Paging::translate_range`].
@@ -182,7 +159,7 @@ impl<M: PhysicalMemory + ?Sized> PageTranslations<'_, M> {
             .iter()
             .filter(|v| v.level != Level::L3)
             .fold(TableRestrictions::default(), |r, v| {
-                r.narrowed_by(v.descriptor, disabled)
+                r.narrowed_by(v.entry, disabled)
             });
         Some((ia >> Level::L2.shift(), leaf.addr.0 & !0xfff, restrictions))
     }

@@ -4,9 +4,11 @@
 use core::fmt;
 
 use super::descriptor::{Descriptor, DescriptorKind, Level, Shareability};
-use super::fault::{Fault, FaultKind, Path, Visited};
-use super::registers::{Paging, RangeConfig, VaRange, mask};
-use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr};
+use super::fault::FaultKind;
+use super::outcome::{Fault, Path, Translation};
+use super::registers::{Paging, VaRange, mask};
+use crate::walker::architecture::{Leaf, Step};
+use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr, walk};
 
 /// What the table descriptors above a leaf take away (their hierarchical
 /// attributes, ORed along the walk; all clear with TCR_EL1.HPDx).
@@ -186,25 +188,18 @@ impl fmt::Display for Mapping {
     }
 }
 
-/// A successful translation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Translation {
-    /// The translated address, as given (a tag included).
-    pub va: VirtAddr,
-    /// Its physical address.
-    pub pa: PhysAddr,
-    /// The block or page that maps it.
-    pub mapping: Mapping,
-    /// Every descriptor read, top level first.
-    pub path: Path,
-}
+impl Leaf for Mapping {
+    fn va(&self) -> VirtAddr {
+        self.va
+    }
 
-/// Where a valid descriptor leads.
-pub(super) enum Step {
-    /// The next-level table at this physical address.
-    Table(u64),
-    /// A block or page of this size at this physical address.
-    Leaf(PageSize, u64),
+    fn pa(&self) -> PhysAddr {
+        self.pa
+    }
+
+    fn size(&self) -> PageSize {
+        self.size
+    }
 }
 
 impl Paging {
@@ -219,7 +214,7 @@ impl Paging {
             DescriptorKind::Reserved => return Err(FaultKind::Reserved { level, descriptor }),
             DescriptorKind::Table => {
                 let addr = descriptor.output_address(12);
-                (Step::Table(addr), addr)
+                (Step::Table(PhysAddr(addr)), addr)
             }
             DescriptorKind::Block | DescriptorKind::Page => {
                 let addr = descriptor.output_address(level.shift());
@@ -228,7 +223,7 @@ impl Paging {
                     Level::L2 => PageSize::Size2M,
                     Level::L0 | Level::L3 => PageSize::Size4K,
                 };
-                (Step::Leaf(size, addr), addr)
+                (Step::Leaf(size, PhysAddr(addr)), addr)
             }
         };
         if self.beyond_pa_size(addr) {
@@ -380,7 +375,7 @@ impl Paging {
                 va,
                 pa: PhysAddr(output | (ia & (size.bytes() - 1))),
                 mapping,
-                path: Path::of_walk(0, depth + 1, &addrs, &descriptors),
+                path: Path::of_walk(&Level::ALL, &addrs, &descriptors, depth + 1),
             });
         }
         None // unreachable: a level 3 descriptor is a page or faults
@@ -388,57 +383,11 @@ impl Paging {
 
     /// The walk of [`Self::translate`], step by step, saying why it stops.
     #[allow(clippy::result_large_err)]
-    #[cold]
-    #[inline(never)]
-    fn translate_or_fault<M: PhysicalMemory + ?Sized>(
+    pub(super) fn translate_or_fault<M: PhysicalMemory + ?Sized>(
         &self,
         memory: &M,
         va: VirtAddr,
     ) -> Result<Translation, Fault<M::Error>> {
-        let mut path = Path::new();
-        let fault = |path, kind| Fault { va, path, kind };
-        let (range, ia) = self.select(va.0).map_err(|kind| fault(path, kind))?;
-        let config: &RangeConfig = self.range(range);
-        let mut table = self
-            .initial_table(range)
-            .map_err(|kind| fault(path, kind))?;
-        let mut restrictions = TableRestrictions::default();
-        let mut level = config.start_level();
-        loop {
-            let addr = PhysAddr(table + 8 * level.index(ia));
-            let descriptor = match memory.read_u64(addr) {
-                Ok(raw) => Descriptor(raw),
-                Err(error) => {
-                    return Err(fault(path, FaultKind::ReadFailed { level, addr, error }));
-                }
-            };
-            path.push(Visited {
-                level,
-                addr,
-                descriptor,
-            });
-            match self.step(level, descriptor) {
-                Err(kind) => return Err(fault(path, kind)),
-                Ok(Step::Leaf(size, pa)) => {
-                    let mapping = self.mapping(range, ia, size, pa, descriptor, restrictions);
-                    return Ok(Translation {
-                        va,
-                        pa: PhysAddr(pa | (ia & (size.bytes() - 1))),
-                        mapping,
-                        path,
-                    });
-                }
-                Ok(Step::Table(next)) => {
-                    restrictions = restrictions
-                        .narrowed_by(descriptor, config.hierarchical_permissions_disabled);
-                    table = next;
-                    // A table at level 3 is a page: `step` never returns one there.
-                    let Some(below) = level.next() else {
-                        return Err(fault(path, FaultKind::Reserved { level, descriptor }));
-                    };
-                    level = below;
-                }
-            }
-        }
+        walk(self, memory, va)
     }
 }

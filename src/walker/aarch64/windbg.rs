@@ -33,10 +33,10 @@
 use core::fmt;
 
 use super::descriptor::{Descriptor, DescriptorKind, Level};
-use super::fault::Path;
+use super::outcome::Path;
 use super::self_map::SelfMap;
 use crate::walker::VirtAddr;
-use crate::walker::windbg::{large_page, separate};
+use crate::walker::pte_block::{large_page, separate};
 
 /// `_MMPTE_HARDWARE.Writable`: bit 55, a software bit (writes are allowed
 /// by AP\[2\], which Windows calls NotDirty, once the page is dirty).
@@ -140,14 +140,14 @@ impl fmt::Display for PteLine<'_> {
                     .flatten()
                     .last()
                     .filter(|v| {
-                        v.level == Level::L2 && v.descriptor.kind(v.level) == DescriptorKind::Block
+                        v.level == Level::L2 && v.entry.kind(v.level) == DescriptorKind::Block
                     })
                     .map(|_| 0);
                 let total = count + usize::from(below.is_some());
                 visited
                     .iter()
                     .flatten()
-                    .map(|v| v.descriptor.0)
+                    .map(|v| v.entry.0)
                     .chain(below)
                     .enumerate()
                     .try_for_each(|(i, value)| {
@@ -159,23 +159,19 @@ impl fmt::Display for PteLine<'_> {
                 let kernel = block.va.0 >> 55 & 1 == 1;
                 for (i, v) in visited.iter().flatten().enumerate() {
                     let more = i + 1 < count;
-                    if v.descriptor.kind(v.level) == DescriptorKind::Invalid {
+                    if v.entry.kind(v.level) == DescriptorKind::Invalid {
                         return f.write_str("not valid");
                     }
                     let flags = Flags {
-                        descriptor: v.descriptor,
+                        descriptor: v.entry,
                         level: v.level,
                         kernel,
                     };
                     // x64's 11-character flag field, the ten letters right-aligned.
-                    write!(
-                        f,
-                        "pfn {:<10x} {flags}",
-                        v.descriptor.output_address(12) >> 12
-                    )?;
-                    if !more && v.descriptor.kind(v.level) == DescriptorKind::Block {
+                    write!(f, "pfn {:<10x} {flags}", v.entry.output_address(12) >> 12)?;
+                    if !more && v.entry.kind(v.level) == DescriptorKind::Block {
                         let offset = block.va.0 & (v.level.entry_span() - 1);
-                        let frame = v.descriptor.output_address(v.level.shift()) + offset;
+                        let frame = v.entry.output_address(v.level.shift()) + offset;
                         f.write_str("  ")?;
                         large_page(f, frame >> 12)?;
                     } else {

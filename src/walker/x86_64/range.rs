@@ -2,12 +2,13 @@
 //! as the CPU's paging-structure caches and TLB do (Intel SDM vol. 3A, 4.10):
 //! translating a range page by page reads one PTE per page, not a whole walk.
 
-use super::address::{Level, PageSize, PagingMode, PhysAddr, VirtAddr};
 use super::entry::{PageTableEntry, address_mask};
-use super::enumerate::RangeError;
-use super::fault::Fault;
-use super::translate::{Access, Mapping, PresentKind, Translation};
-use super::{Paging, PhysicalMemory};
+use super::level::{Level, PagingMode};
+use super::outcome::{Fault, Page, Translation};
+use super::registers::Paging;
+use super::rules::RangeError;
+use super::translate::{Access, Mapping, PresentKind};
+use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr};
 
 /// Translates addresses like [`Paging::translate`], with the same answers.
 ///
@@ -170,29 +171,6 @@ impl<'m, M: PhysicalMemory + ?Sized> CachedWalker<'m, M> {
             }
         }
         None
-    }
-}
-
-/// One 4 KiB page of a ranged translation; see [`Paging::translate_range`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Page {
-    /// Canonical virtual address of the page's first byte.
-    pub va: VirtAddr,
-    /// What maps it: [`Translation::mapping`] of [`Paging::translate`], or
-    /// `None` where that is a [`Fault`] (translate the page to learn why).
-    pub mapping: Option<Mapping>,
-}
-
-impl Page {
-    /// The physical address of the page's first byte, if it is mapped.
-    #[must_use]
-    pub const fn pa(&self) -> Option<PhysAddr> {
-        match self.mapping {
-            Some(m) => Some(PhysAddr(
-                m.pa.0.wrapping_add(self.va.0.wrapping_sub(m.va.0)),
-            )),
-            None => None,
-        }
     }
 }
 

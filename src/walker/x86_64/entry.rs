@@ -1,6 +1,7 @@
 //! The bits of a paging-structure entry (Intel SDM vol. 3A, 4.5, tables 4-15 to 4-20).
 
-use super::address::{Level, PhysAddr};
+use super::level::Level;
+use crate::walker::PhysAddr;
 
 /// A raw 64-bit paging-structure entry, at any level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -2,11 +2,13 @@
 
 use core::fmt;
 
-use super::address::{Level, VirtAddr};
 use super::entry::PageTableEntry;
-use super::path::{Path, Visited};
+use super::level::Level;
+use super::outcome::{Path, Visited};
 use super::self_map::SelfMap;
 use super::software_pte::{InvalidPteMask, SoftwarePte};
+use crate::walker::VirtAddr;
+use crate::walker::pte_block::{COLUMN, large_page, separate};
 
 /// Windows keeps copy-on-write in bit 9, one of the bits the CPU ignores.
 const COPY_ON_WRITE: u64 = 1 << 9;
@@ -99,9 +101,6 @@ impl fmt::Display for PathLines<'_> {
     }
 }
 
-/// Width of one `!pte` column.
-const COLUMN: usize = 27;
-
 /// The block `WinDbg` prints for `!pte VA`, one line at a time (no
 /// allocation: the driver prints each line with its own `DbgPrintEx`).
 ///
@@ -170,22 +169,6 @@ impl<'a> PteBlock<'a> {
 pub struct PteLine<'a> {
     block: PteBlock<'a>,
     line: usize,
-}
-
-/// `LARGE PAGE pfn <frame>`, padded to a whole column as `WinDbg` pads it
-/// (M. Suiche's ARM64 transcripts, 2020, keep the trailing blanks).
-pub(crate) fn large_page(f: &mut fmt::Formatter<'_>, frame: u64) -> fmt::Result {
-    let digits = (u64::BITS - frame.leading_zeros()).div_ceil(4).max(1) as usize;
-    write!(f, "LARGE PAGE pfn {frame:x}")?;
-    separate(f, "LARGE PAGE pfn ".len() + digits, true)
-}
-
-/// Pads to the next column, unless nothing follows.
-pub(crate) fn separate(f: &mut fmt::Formatter<'_>, written: usize, more: bool) -> fmt::Result {
-    if more {
-        (written..COLUMN).try_for_each(|_| f.write_str(" "))?;
-    }
-    Ok(())
 }
 
 impl fmt::Display for PteLine<'_> {

@@ -3,9 +3,9 @@
 
 use core::fmt;
 
-use super::address::PageSize;
 use super::entry::{PageTableEntry, address_mask};
 use super::translate::Mapping;
+use crate::walker::PageSize;
 
 /// `<va>: <pa> XGPDACTUW`: canonical page address, the leaf's address bits
 /// 49:page-shift (QEMU's mask), and the leaf's own flags.

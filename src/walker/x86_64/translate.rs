@@ -1,10 +1,12 @@
 //! Translation of one virtual address.
 
-use super::address::{Level, PageSize, PagingMode, PhysAddr, VirtAddr};
 use super::entry::{MemoryTypeBits, PageTableEntry, address_mask};
-use super::fault::{Fault, FaultKind, ReservedBit};
-use super::path::{Path, Visited};
-use super::{Paging, PhysicalMemory};
+use super::fault::{FaultKind, ReservedBit};
+use super::level::{Level, PagingMode};
+use super::outcome::{Fault, Path, Translation};
+use super::registers::Paging;
+use crate::walker::architecture::{Leaf, Step};
+use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr, walk};
 
 /// Effective permissions of a mapping: the most restrictive of all levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -112,19 +114,6 @@ impl core::fmt::Display for Mapping {
     }
 }
 
-/// A successful translation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Translation {
-    /// The translated address.
-    pub va: VirtAddr,
-    /// Its physical address.
-    pub pa: PhysAddr,
-    /// The page that maps it.
-    pub mapping: Mapping,
-    /// Every entry read, top level first.
-    pub path: Path,
-}
-
 /// A present entry without a reserved bit set in every level's entries.
 pub(super) enum PresentKind {
     /// It points to a table.
@@ -135,12 +124,18 @@ pub(super) enum PresentKind {
     Faulting,
 }
 
-/// Where an entry leads.
-pub(super) enum Step {
-    /// A lower-level table at this physical address.
-    Table(PhysAddr),
-    /// A page of this size.
-    Leaf(PageSize),
+impl Leaf for Mapping {
+    fn va(&self) -> VirtAddr {
+        self.va
+    }
+
+    fn pa(&self) -> PhysAddr {
+        self.pa
+    }
+
+    fn size(&self) -> PageSize {
+        self.size
+    }
 }
 
 impl Paging {
@@ -301,52 +296,12 @@ impl Paging {
 
     /// The walk of [`Self::translate`], step by step, saying why it stops.
     #[allow(clippy::result_large_err)]
-    #[cold]
-    #[inline(never)]
     pub(super) fn translate_or_fault<M: PhysicalMemory + ?Sized>(
         &self,
         memory: &M,
         va: VirtAddr,
     ) -> Result<Translation, Fault<M::Error>> {
-        let mut path = Path::new();
-        let fault = |path, kind| Fault { va, path, kind };
-        if !self.mode().is_canonical(va) {
-            let address_bits = self.mode().address_bits();
-            return Err(fault(path, FaultKind::NonCanonical { address_bits }));
-        }
-        let linear = self.mode().linear(va);
-        let mut table = self.root();
-        let mut access = Access::UNRESTRICTED;
-        for &level in self.mode().levels() {
-            let addr = PhysAddr(table.0 + 8 * level.index(linear) as u64);
-            let entry = match memory.read_u64(addr) {
-                Ok(raw) => PageTableEntry(raw),
-                Err(error) => {
-                    return Err(fault(path, FaultKind::ReadFailed { level, addr, error }));
-                }
-            };
-            path.push(Visited { level, addr, entry });
-            access = access.narrowed_by(entry, self.nx_enabled);
-            match self.step(level, entry) {
-                Err(kind) => return Err(fault(path, kind)),
-                Ok(Step::Table(next)) => table = next,
-                Ok(Step::Leaf(size)) => {
-                    let mapping = self.mapping(linear, size, entry, access);
-                    let pa = PhysAddr(mapping.pa.0 | (linear & (size.bytes() - 1)));
-                    return Ok(Translation {
-                        va,
-                        pa,
-                        mapping,
-                        path,
-                    });
-                }
-            }
-        }
-        // Unreachable: a PT entry is always a leaf or a fault. Report it as a
-        // not-present PT rather than panic.
-        let entry = path.last().map_or(PageTableEntry(0), |v| v.entry);
-        let level = Level::Pt;
-        Err(fault(path, FaultKind::NotPresent { level, entry }))
+        walk(self, memory, va)
     }
 
     /// Where an entry at `level` leads, or why the walk stops there.
@@ -369,7 +324,10 @@ impl Paging {
         }
         match self.kind_of_present(level, entry.0) {
             PresentKind::Table => Ok(Step::Table(entry.address(12, self.max_phys_bits))),
-            PresentKind::Leaf(size) => Ok(Step::Leaf(size)),
+            PresentKind::Leaf(size) => Ok(Step::Leaf(
+                size,
+                entry.address(size.bytes().trailing_zeros(), self.max_phys_bits),
+            )),
             PresentKind::Faulting => Err(reserved(self.page_size_rule(level))),
         }
     }

@@ -2,9 +2,10 @@
 //! every paging-structure entry is visible at a virtual address. Windows
 //! places it at a random top-level index since Windows 10 1607.
 
-use super::address::{Level, PagingMode, PhysAddr, VirtAddr};
 use super::entry::PageTableEntry;
-use super::{Paging, PhysicalMemory};
+use super::level::{Level, PagingMode};
+use super::registers::Paging;
+use crate::walker::{PhysAddr, PhysicalMemory, VirtAddr};
 
 /// A top-level entry that maps its own table.
 ///

@@ -1,0 +1,26 @@
+//! One 4 KiB page of a ranged translation, for every architecture.
+
+use super::address::{PhysAddr, VirtAddr};
+use super::architecture::{Architecture, Leaf};
+
+/// One 4 KiB page of a ranged translation (the architectures'
+/// `Paging::translate_range`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page<A: Architecture> {
+    /// Virtual address of the page's first byte.
+    pub va: VirtAddr,
+    /// What maps it, as `Paging::translate` finds it, or `None` where that
+    /// faults (translate the page to learn why).
+    pub mapping: Option<A::Mapping>,
+}
+
+impl<A: Architecture> Page<A> {
+    /// The physical address of the page's first byte, if it is mapped.
+    #[must_use]
+    pub fn pa(&self) -> Option<PhysAddr> {
+        self.mapping.map(|m| {
+            let offset = self.va.0.wrapping_sub(m.va().0);
+            PhysAddr(m.pa().0.wrapping_add(offset))
+        })
+    }
+}

@@ -47,6 +47,9 @@ impl CpuTables {
 
     /// Why [`Self::walk`] returned `None`.
     pub(super) const fn not_walked(&self) -> &'static str {
-        "TCR_EL1 is not walked"
+        match self {
+            Self::X64(_) | Self::Arm64(Some(_)) => "these tables are walked",
+            Self::Arm64(None) => "TCR_EL1 is not walked",
+        }
     }
 }

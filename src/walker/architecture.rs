@@ -74,7 +74,7 @@ pub trait Architecture: Copy + fmt::Debug + Eq {
     /// The address spaces enumeration lists, in address order.
     fn spaces(&self) -> &'static [Self::Space];
 
-    /// Whether walks through `space` happen at all (ARM64's EPDx).
+    /// Whether walks through `space` happen at all (ARM64's `EPDx`).
     fn enumerated(&self, space: Self::Space) -> bool;
 
     /// How many input-address bits `space` has.

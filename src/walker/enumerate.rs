@@ -10,6 +10,12 @@ use super::fault::Fault;
 use super::merge::Merge;
 use super::path::{Path, Visited};
 
+/// The space being scanned and its levels, top first; or its base register's fault.
+type Scanning<A, M> = Result<
+    (<A as Architecture>::Space, &'static [<A as Architecture>::Level]),
+    Fault<A, <M as PhysicalMemory>::Error>,
+>;
+
 /// Iterator over present leaves; see the architectures' `Paging::leaves`.
 ///
 /// An entry that is not present (invalid) is skipped. One that faults
@@ -86,7 +92,7 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
     /// The space being scanned and its levels; starts the next space when
     /// none is. `None` when every space is done; `Some(Err)` when a space's
     /// base register faults.
-    fn current(&mut self) -> Option<Result<(A::Space, &'static [A::Level]), Fault<A, M::Error>>> {
+    fn current(&mut self) -> Option<Scanning<A, M>> {
         loop {
             let &space = self.spaces.get(self.space)?;
             let levels = self.arch.levels(space);
@@ -98,7 +104,7 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
                 continue;
             }
             let size = 1_u64.checked_shl(self.arch.input_bits(space)).unwrap_or(0);
-            (self.next, self.last) = self.bounds.unwrap_or((0, size.wrapping_sub(1)));
+            (self.next, self.last) = self.bounds.unwrap_or_else(|| (0, size.wrapping_sub(1)));
             (self.depth, self.path, self.started) = (0, Path::new(), true);
             *self.above.first_mut()? = self.arch.unrestricted();
             match self.arch.root(space) {
@@ -126,7 +132,7 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
         while self.depth > 0
             && levels
                 .get(self.depth)
-                .is_some_and(|&l| (next >> A::shift(l)) & 0x1ff == 0)
+                .is_some_and(|&l| (next >> A::shift(l)).trailing_zeros() >= 9)
         {
             self.depth -= 1;
         }
@@ -291,9 +297,11 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, A, M> 
 }
 
 /// Iterator over merged runs; see [`Leaves::runs`].
-pub struct Runs<'m, A: Architecture, M: PhysicalMemory + ?Sized>(
-    Merge<Leaves<'m, A, M>, A::Run, Fault<A, M::Error>>,
-);
+pub struct Runs<'m, A: Architecture, M: PhysicalMemory + ?Sized>(MergedLeaves<'m, A, M>);
+
+/// The merge behind [`Runs`].
+type MergedLeaves<'m, A, M> =
+    Merge<Leaves<'m, A, M>, <A as Architecture>::Run, Fault<A, <M as PhysicalMemory>::Error>>;
 
 impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Runs<'_, A, M> {
     type Item = Result<A::Run, Fault<A, M::Error>>;

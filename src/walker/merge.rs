@@ -1,6 +1,7 @@
-//! Merging leaves into runs, for every architecture's enumeration: a run
-//! grows while the next leaf continues it virtually and physically with the
-//! same attributes; a failed read ends the pending run first.
+//! Merging leaves into runs, for every architecture's enumeration.
+//!
+//! A run grows while the next leaf continues it virtually and physically
+//! with the same attributes; a failed read ends the pending run first.
 
 use super::address::{PhysAddr, VirtAddr};
 

@@ -9,7 +9,7 @@
 //!   [`Architecture`] trait, the walk's record ([`Path`], [`Translation`],
 //!   [`Fault`]), the step-by-step walk, enumeration ([`Leaves`]) and run
 //!   merging ([`Runs`]), ranged translation's [`Page`], and the `!pte`
-//!   block's frame ([`pte_block`]).
+//!   block's frame.
 //! - [`x86_64`] and [`aarch64`]: each architecture's rules (entry decoding,
 //!   access rules, registers, software PTEs, self-map, `!pte` flags) and
 //!   its fast paths. Neither imports the other.
@@ -48,7 +48,7 @@ mod memory;
 pub mod merge;
 mod page;
 mod path;
-pub mod pte_block;
+mod pte_block;
 mod walk;
 pub mod x86_64;
 

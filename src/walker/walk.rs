@@ -60,7 +60,7 @@ pub fn walk<A: Architecture, M: PhysicalMemory + ?Sized>(
     // rather than panic.
     let (level, entry) = path
         .last()
-        .map_or((A::Level::default(), A::Entry::default()), |v| {
+        .map_or_else(|| (A::Level::default(), A::Entry::default()), |v| {
             (v.level, v.entry)
         });
     Err(fault(path, A::no_leaf(level, entry)))

@@ -57,7 +57,7 @@ impl Architecture for Paging {
 
     #[inline]
     fn select<E>(&self, va: VirtAddr) -> Result<(VaRange, u64), FaultKind<E>> {
-        Paging::select(self, va.0)
+        Self::select(self, va.0)
     }
 
     #[inline]
@@ -67,7 +67,7 @@ impl Architecture for Paging {
 
     #[inline]
     fn step<E>(&self, level: Level, descriptor: Descriptor) -> Result<Step, FaultKind<E>> {
-        Paging::step(self, level, descriptor)
+        Self::step(self, level, descriptor)
     }
 
     fn read_failed<E>(level: Level, addr: PhysAddr, error: E) -> FaultKind<E> {
@@ -104,7 +104,7 @@ impl Architecture for Paging {
         descriptor: Descriptor,
         above: TableRestrictions,
     ) -> Mapping {
-        Paging::mapping(self, range, ia, size, pa.0, descriptor, above)
+        Self::mapping(self, range, ia, size, pa.0, descriptor, above)
     }
 
     #[inline]

@@ -1,7 +1,8 @@
-//! x86-64's rules: translation from CR3 through PML5 (with LA57)/PML4/PDPT/PD/PT
-//! as the MMU does it, the entries' bits and reserved-bit checks, Windows'
-//! software PTEs, the self-map, and `WinDbg`'s `!pte` flag columns. The
-//! engine in [`crate::walker`] does the rest.
+//! x86-64's rules, from CR3 through PML5 (with LA57)/PML4/PDPT/PD/PT.
+//!
+//! The entries' bits and reserved-bit checks, the fast translation path,
+//! Windows' software PTEs, the self-map, and `WinDbg`'s `!pte` flag
+//! columns. The engine in [`crate::walker`] does the rest.
 //!
 //! ```
 //! use vmwalk::walker::x86_64::{FaultKind, Level, Paging, PagingMode};

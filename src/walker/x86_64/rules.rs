@@ -74,12 +74,12 @@ impl Architecture for Paging {
 
     #[inline]
     fn root<E>(&self, (): ()) -> Result<PhysAddr, FaultKind<E>> {
-        Ok(Paging::root(self))
+        Ok(Self::root(self))
     }
 
     #[inline]
     fn step<E>(&self, level: Level, entry: PageTableEntry) -> Result<Step, FaultKind<E>> {
-        Paging::step(self, level, entry)
+        Self::step(self, level, entry)
     }
 
     fn read_failed<E>(level: Level, addr: PhysAddr, error: E) -> FaultKind<E> {
@@ -114,7 +114,7 @@ impl Architecture for Paging {
         above: Access,
     ) -> Mapping {
         let access = above.narrowed_by(entry, self.nx_enabled);
-        Paging::mapping(self, ia, size, entry, access)
+        Self::mapping(self, ia, size, entry, access)
     }
 
     #[inline]

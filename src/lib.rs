@@ -1,5 +1,5 @@
 //! vmwalk: a WDM driver that shows how Windows kernel virtual memory works,
-//! and the x86-64 page-table walker it uses (also usable on memory images).
+//! and the x86-64 and ARM64 page-table walker it uses (also usable on memory images).
 //!
 //! - [`walker`]: the page-table walker (`no_std`, no allocation, no panic):
 //!   translation with the reason an address does not translate, enumeration

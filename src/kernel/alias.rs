@@ -3,11 +3,11 @@
 
 use core::ptr::NonNull;
 
+use super::api::KernelApi;
+use super::error::DriverError;
+use super::log::LogFormat;
 use super::memory::address;
-use super::{
-    DriverError, KernelApi, LogFormat, Mappable, Mapping, Mdl, PAGE_SIZE, PagesMdl, PartialMdl,
-    PoolBuffer,
-};
+use super::memory::{Mappable, Mapping, Mdl, PAGE_SIZE, PagesMdl, PartialMdl, PoolBuffer};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, DPFLTR_WARNING_LEVEL, ULONG};
 
 /// How the driver makes its second address.

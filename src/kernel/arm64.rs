@@ -2,9 +2,10 @@
 //! the level 0 self-map, and each descriptor with the virtual address
 //! Windows gives it.
 
+use super::api::{Arm64Registers, KernelApi};
 use super::line::log;
+use super::physical::KernelMemory;
 use super::walk::{self, Leaf, SelfMapTexts, Split, WalkFailed, Walked};
-use super::{Arm64Registers, KernelApi, KernelMemory};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
 use crate::walker::aarch64::windbg::PteBlock;
 use crate::walker::aarch64::{Paging, Path, SelfMap, VaRange};

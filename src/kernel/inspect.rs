@@ -3,11 +3,14 @@
 //! Only a walk that contradicts the alias fails the load; a disagreement
 //! with Windows or a walker error is logged.
 
+use super::alias::Alias;
+use super::api::KernelApi;
+use super::error::DriverError;
 use super::line::log;
 use super::memory::address;
+use super::physical::KernelMemory;
 use super::tables::CpuTables;
 use super::walk::{Split, Walked};
-use super::{Alias, DriverError, KernelApi, KernelMemory};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, PVOID};
 use crate::walker::VirtAddr;
 

@@ -2,8 +2,12 @@
 
 use core::cell::UnsafeCell;
 
+use super::alias::{Alias, MappingMethod};
+use super::api::KernelApi;
+use super::error::DriverError;
+use super::inspect::inspect;
+use super::log::LogFormat;
 use super::memory::address;
-use super::{Alias, DriverError, KernelApi, LogFormat, MappingMethod, inspect};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, ULONG};
 use crate::walker::VirtAddr;
 

@@ -3,7 +3,7 @@
 use core::ffi::CStr;
 use core::fmt::{self, Write as _};
 
-use super::KernelApi;
+use super::api::KernelApi;
 use crate::ffi::ULONG;
 
 /// Formats `args` on the stack and logs it with `DbgPrintEx(..., "%s", line)`.

@@ -10,7 +10,9 @@
 use core::marker::PhantomData;
 use core::ptr::{NonNull, null_mut};
 
-use super::{DriverError, KernelApi, LogFormat};
+use super::api::KernelApi;
+use super::error::DriverError;
+use super::log::LogFormat;
 use crate::ffi::{
     _MEMORY_CACHING_TYPE, _MM_PAGE_PRIORITY, _MODE, DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL,
     KPROCESSOR_MODE, MDL, MDL_SOURCE_IS_NONPAGED_POOL, MM_ALLOCATE_FULLY_REQUIRED,

@@ -8,7 +8,7 @@ use core::ffi::c_void;
 use core::mem::MaybeUninit;
 use core::ptr::{NonNull, null_mut};
 
-use super::KernelApi;
+use super::api::KernelApi;
 use super::inspect::Walker;
 use super::line::log;
 use super::walk::Split;

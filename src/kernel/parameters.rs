@@ -7,8 +7,10 @@
 use core::fmt;
 use core::ptr::{NonNull, null_mut};
 
+use super::alias::MappingMethod;
+use super::api::KernelApi;
 use super::line::log;
-use super::{KernelApi, MAX_PROCESS_NAME, MappingMethod, NamedAddresses};
+use super::named::{MAX_PROCESS_NAME, NamedAddresses};
 use crate::ffi::{
     _KEY_VALUE_INFORMATION_CLASS, ACCESS_MASK, DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL,
     DPFLTR_WARNING_LEVEL, DRIVER_OBJECT, HANDLE, NTSTATUS, OBJ_CASE_INSENSITIVE, OBJ_KERNEL_HANDLE,

@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use super::KernelApi;
+use super::api::KernelApi;
 use crate::ffi::{
     _MM_COPY_ADDRESS__bindgen_ty_1, MM_COPY_ADDRESS, MM_COPY_MEMORY_PHYSICAL, NTSTATUS,
     PHYSICAL_ADDRESS, SIZE_T,

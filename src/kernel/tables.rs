@@ -2,10 +2,11 @@
 //! place that turns its paging registers into an architecture's walk, so
 //! that what drives the walks (`inspect.rs`, `named.rs`) never names one.
 
+use super::api::{KernelApi, PagingRegisters};
 use super::arm64::Arm64Tables;
+use super::physical::KernelMemory;
 use super::walk::{Split, WalkFailed, Walked};
 use super::x64::X64Tables;
-use super::{KernelApi, KernelMemory, PagingRegisters};
 
 /// The current processor's tables; ARM64's are `None` when its registers
 /// describe a translation the walker does not model (logged).

@@ -4,8 +4,9 @@
 
 use core::fmt;
 
+use super::api::KernelApi;
 use super::line::log;
-use super::{CopyFailed, KernelApi};
+use super::physical::CopyFailed;
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
 use crate::walker::{PhysAddr, VirtAddr, aarch64, x86_64};
 

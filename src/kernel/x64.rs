@@ -1,9 +1,10 @@
 //! The driver's walks on x64: CR3, CR4 and EFER, the PML4 (or PML5)
 //! self-map, each entry as `!pte` names it, and the block `!pte` prints.
 
+use super::api::{KernelApi, X64Registers};
 use super::line::log;
+use super::physical::KernelMemory;
 use super::walk::{self, Leaf, SelfMapTexts, Split, WalkFailed, Walked};
-use super::{KernelApi, KernelMemory, X64Registers};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
 use crate::walker::software_pte::InvalidPteMask;
 use crate::walker::windbg::{EntryLine, PteBlock};

@@ -3,16 +3,19 @@
 //! order. The walk descends only into present tables, so its cost grows
 //! with the number of present entries, not with the size of the address space.
 
-use super::PhysicalMemory;
 use super::address::{PageSize, PhysAddr};
 use super::architecture::{Architecture, Step};
 use super::fault::Fault;
+use super::memory::PhysicalMemory;
 use super::merge::Merge;
 use super::path::{Path, Visited};
 
 /// The space being scanned and its levels, top first; or its base register's fault.
 type Scanning<A, M> = Result<
-    (<A as Architecture>::Space, &'static [<A as Architecture>::Level]),
+    (
+        <A as Architecture>::Space,
+        &'static [<A as Architecture>::Level],
+    ),
     Fault<A, <M as PhysicalMemory>::Error>,
 >;
 

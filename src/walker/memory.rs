@@ -1,9 +1,29 @@
-//! Physical memory backed by a byte slice (a raw image: offset = physical address).
+//! How the walker reads physical memory ([`PhysicalMemory`]), and memory
+//! backed by a byte slice (a raw image: offset = physical address).
 
 use core::fmt;
 
-use super::PhysicalMemory;
 use super::address::PhysAddr;
+
+/// Reads physical memory for the walker.
+pub trait PhysicalMemory {
+    /// Why a read failed.
+    type Error: core::fmt::Debug + core::fmt::Display;
+
+    /// Reads the 8-byte little-endian value at `addr` (8-byte aligned).
+    ///
+    /// # Errors
+    /// When the memory at `addr` cannot be read.
+    fn read_u64(&self, addr: PhysAddr) -> Result<u64, Self::Error>;
+}
+
+impl<M: PhysicalMemory + ?Sized> PhysicalMemory for &M {
+    type Error = M::Error;
+
+    fn read_u64(&self, addr: PhysAddr) -> Result<u64, Self::Error> {
+        (**self).read_u64(addr)
+    }
+}
 
 /// A raw physical memory image, such as QEMU's `pmemsave` or a `VMware` `.vmem`.
 #[derive(Clone, Copy, Debug)]

@@ -56,7 +56,7 @@ pub use address::{PageSize, PhysAddr, VirtAddr};
 pub use architecture::{Architecture, Leaf, PageTest, Step};
 pub use enumerate::{Leaves, Runs};
 pub use fault::{Fault, Translation};
-pub use memory::{ImageMemory, OutsideImage};
+pub use memory::{ImageMemory, OutsideImage, PhysicalMemory};
 pub use page::Page;
 pub use path::{Path, Visited};
 pub use walk::walk;
@@ -68,23 +68,3 @@ pub use x86_64::{
     PageTableEntry, PageTranslations, Paging, PagingMode, RangeError, ReservedBit, Run, SelfMap,
     info_tlb, mask_evidence, software_pte, windbg,
 };
-
-/// Reads physical memory for the walker.
-pub trait PhysicalMemory {
-    /// Why a read failed.
-    type Error: core::fmt::Debug + core::fmt::Display;
-
-    /// Reads the 8-byte little-endian value at `addr` (8-byte aligned).
-    ///
-    /// # Errors
-    /// When the memory at `addr` cannot be read.
-    fn read_u64(&self, addr: PhysAddr) -> Result<u64, Self::Error>;
-}
-
-impl<M: PhysicalMemory + ?Sized> PhysicalMemory for &M {
-    type Error = M::Error;
-
-    fn read_u64(&self, addr: PhysAddr) -> Result<u64, Self::Error> {
-        (**self).read_u64(addr)
-    }
-}

@@ -17,10 +17,13 @@ pub struct Page<A: Architecture> {
 impl<A: Architecture> Page<A> {
     /// The physical address of the page's first byte, if it is mapped.
     #[must_use]
+    #[inline]
     pub fn pa(&self) -> Option<PhysAddr> {
-        self.mapping.map(|m| {
-            let offset = self.va.0.wrapping_sub(m.va().0);
-            PhysAddr(m.pa().0.wrapping_add(offset))
-        })
+        match &self.mapping {
+            Some(m) => Some(PhysAddr(
+                m.pa().0.wrapping_add(self.va.0.wrapping_sub(m.va().0)),
+            )),
+            None => None,
+        }
     }
 }

@@ -2,10 +2,10 @@
 //! saying why it stops. Each architecture's fast path (a walk that only
 //! succeeds) comes first and falls back to this one to learn why.
 
-use super::PhysicalMemory;
 use super::address::{PhysAddr, VirtAddr};
 use super::architecture::{Architecture, Step};
 use super::fault::{Fault, Translation};
+use super::memory::PhysicalMemory;
 use super::path::{Path, Visited};
 
 /// Translates `va` under `arch`'s rules, entry by entry.
@@ -58,10 +58,9 @@ pub fn walk<A: Architecture, M: PhysicalMemory + ?Sized>(
     }
     // Unreachable: `step` ends every walk at the last level. Report it
     // rather than panic.
-    let (level, entry) = path
-        .last()
-        .map_or_else(|| (A::Level::default(), A::Entry::default()), |v| {
-            (v.level, v.entry)
-        });
+    let (level, entry) = path.last().map_or_else(
+        || (A::Level::default(), A::Entry::default()),
+        |v| (v.level, v.entry),
+    );
     Err(fault(path, A::no_leaf(level, entry)))
 }

@@ -1,4 +1,5 @@
-//! AArch64 translation-table walker: VMSAv8-64 stage 1 of the EL1&0 regime.
+//! ARM64's rules: VMSAv8-64 stage 1 of the EL1&0 regime, over the engine in
+//! [`crate::walker`].
 //!
 //! It walks the 4 KiB granule's tables from `TTBR0_EL1`/`TTBR1_EL1` and
 //! `TCR_EL1`, and says exactly why an address does not translate, in the Arm

@@ -2,7 +2,7 @@
 //! (Arm ARM, "VMSAv8-64 translation table format descriptors" and the
 //! register descriptions of TCR_EL1 and TTBRn_EL1).
 
-use super::Level;
+use super::descriptor::Level;
 
 /// The implemented physical address size this walker models
 /// (`ID_AA64MMFR0_EL1.PARange` = 0b0101): 52-bit output addresses (FEAT_LPA,

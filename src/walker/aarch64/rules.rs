@@ -33,10 +33,12 @@ impl Architecture for Paging {
         level.shift()
     }
 
+    #[inline]
     fn spaces(&self) -> &'static [VaRange] {
         BOTH_RANGES
     }
 
+    #[inline]
     fn enumerated(&self, range: VaRange) -> bool {
         !self.range(range).walks_disabled
     }
@@ -70,11 +72,13 @@ impl Architecture for Paging {
         Self::step(self, level, descriptor)
     }
 
+    #[inline]
     fn read_failed<E>(level: Level, addr: PhysAddr, error: E) -> FaultKind<E> {
         FaultKind::ReadFailed { level, addr, error }
     }
 
     /// A table descriptor at level 3 is a page: `step` never returns one there.
+    #[inline]
     fn no_leaf<E>(level: Level, descriptor: Descriptor) -> FaultKind<E> {
         FaultKind::Reserved { level, descriptor }
     }
@@ -172,6 +176,7 @@ impl Run {
 impl merge::Run for Run {
     type Leaf = Mapping;
 
+    #[inline]
     fn of(mapping: &Mapping) -> Self {
         Self {
             va: mapping.va,
@@ -184,15 +189,18 @@ impl merge::Run for Run {
         }
     }
 
+    #[inline]
     fn extent(&self) -> (VirtAddr, PhysAddr, u64) {
         (self.va, self.pa, self.bytes)
     }
 
+    #[inline]
     fn same_attributes(&self, other: &Self) -> bool {
         (self.page_size, self.range, self.access, self.attributes)
             == (other.page_size, other.range, other.access, other.attributes)
     }
 
+    #[inline]
     fn grow(&mut self, bytes: u64) {
         self.bytes += bytes;
     }

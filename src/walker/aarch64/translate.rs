@@ -1,4 +1,5 @@
-//! Translation of one virtual address (Arm ARM, "Translation table walks"
+//! ARM64 access rules, leaves and decoding, and the fast translation path (Arm
+//! ARM, "Translation table walks"
 //! and "Memory access control" for stage 1 of the EL1&0 regime).
 
 use core::fmt;
@@ -189,14 +190,17 @@ impl fmt::Display for Mapping {
 }
 
 impl Leaf for Mapping {
+    #[inline]
     fn va(&self) -> VirtAddr {
         self.va
     }
 
+    #[inline]
     fn pa(&self) -> PhysAddr {
         self.pa
     }
 
+    #[inline]
     fn size(&self) -> PageSize {
         self.size
     }

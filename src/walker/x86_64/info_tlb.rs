@@ -5,7 +5,7 @@ use core::fmt;
 
 use super::entry::{PageTableEntry, address_mask};
 use super::translate::Mapping;
-use crate::walker::PageSize;
+use crate::walker::address::PageSize;
 
 /// `<va>: <pa> XGPDACTUW`: canonical page address, the leaf's address bits
 /// 49:page-shift (QEMU's mask), and the leaf's own flags.

@@ -44,10 +44,12 @@ impl Architecture for Paging {
         level.shift()
     }
 
+    #[inline]
     fn spaces(&self) -> &'static [()] {
         ONE_SPACE
     }
 
+    #[inline]
     fn enumerated(&self, (): ()) -> bool {
         true
     }
@@ -82,10 +84,12 @@ impl Architecture for Paging {
         Self::step(self, level, entry)
     }
 
+    #[inline]
     fn read_failed<E>(level: Level, addr: PhysAddr, error: E) -> FaultKind<E> {
         FaultKind::ReadFailed { level, addr, error }
     }
 
+    #[inline]
     fn no_leaf<E>(_: Level, entry: PageTableEntry) -> FaultKind<E> {
         FaultKind::NotPresent {
             level: Level::Pt,
@@ -199,6 +203,7 @@ pub struct Run {
 impl merge::Run for Run {
     type Leaf = Mapping;
 
+    #[inline]
     fn of(mapping: &Mapping) -> Self {
         Self {
             va: mapping.va,
@@ -211,10 +216,12 @@ impl merge::Run for Run {
         }
     }
 
+    #[inline]
     fn extent(&self) -> (VirtAddr, PhysAddr, u64) {
         (self.va, self.pa, self.bytes)
     }
 
+    #[inline]
     fn same_attributes(&self, other: &Self) -> bool {
         (self.page_size, self.access, self.global, self.memory_type)
             == (
@@ -225,6 +232,7 @@ impl merge::Run for Run {
             )
     }
 
+    #[inline]
     fn grow(&mut self, bytes: u64) {
         self.bytes += bytes;
     }

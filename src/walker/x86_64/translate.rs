@@ -1,4 +1,5 @@
-//! Translation of one virtual address.
+//! x86-64 access rules, leaves and decoding, and the fast translation path
+//! (a walk that only succeeds; the engine's `walk` says why one fails).
 
 use super::entry::{MemoryTypeBits, PageTableEntry, address_mask};
 use super::fault::{FaultKind, ReservedBit};
@@ -125,14 +126,17 @@ pub(super) enum PresentKind {
 }
 
 impl Leaf for Mapping {
+    #[inline]
     fn va(&self) -> VirtAddr {
         self.va
     }
 
+    #[inline]
     fn pa(&self) -> PhysAddr {
         self.pa
     }
 
+    #[inline]
     fn size(&self) -> PageSize {
         self.size
     }

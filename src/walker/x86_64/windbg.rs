@@ -7,7 +7,7 @@ use super::level::Level;
 use super::outcome::{Path, Visited};
 use super::self_map::SelfMap;
 use super::software_pte::{InvalidPteMask, SoftwarePte};
-use crate::walker::VirtAddr;
+use crate::walker::address::VirtAddr;
 use crate::walker::pte_block::{COLUMN, large_page, separate};
 
 /// Windows keeps copy-on-write in bit 9, one of the bits the CPU ignores.

@@ -7,9 +7,9 @@ use super::line::log;
 use super::physical::KernelMemory;
 use super::walk::{self, Leaf, SelfMapTexts, Split, WalkFailed, Walked};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
+use crate::walker::VirtAddr;
 use crate::walker::aarch64::windbg::PteBlock;
 use crate::walker::aarch64::{Paging, Path, SelfMap, VaRange};
-use crate::walker::{PhysAddr, VirtAddr};
 
 /// The translation regime and the self-map.
 pub(super) struct Arm64Tables {
@@ -88,10 +88,7 @@ impl Arm64Tables {
         va: u64,
     ) -> Result<Walked, WalkFailed> {
         let result = self.paging.translate(memory, VirtAddr(va));
-        let path = match &result {
-            Ok(translation) => translation.path,
-            Err(fault) => fault.path,
-        };
+        let path = walk::path_of(&result);
         let range = VaRange::of(va);
         if !path.is_empty() {
             log(
@@ -130,14 +127,7 @@ impl Arm64Tables {
         if let Some(map) = self_map {
             log_pte_block(kernel, map, va, &path);
         }
-        match result {
-            Ok(translation) => Ok(Walked {
-                pa: translation.pa,
-                leaf_entry: path.iter().last().map_or(PhysAddr(0), |leaf| leaf.addr),
-                leaf: Leaf::Arm64(translation.mapping),
-            }),
-            Err(fault) => Err(WalkFailed::Arm64(fault.kind)),
-        }
+        walk::walked(result, Leaf::Arm64, WalkFailed::Arm64)
     }
 }
 

@@ -8,7 +8,7 @@ use super::api::KernelApi;
 use super::line::log;
 use super::physical::CopyFailed;
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
-use crate::walker::{PhysAddr, VirtAddr, aarch64, x86_64};
+use crate::walker::{Architecture, Fault, Path, PhysAddr, Translation, VirtAddr, aarch64, x86_64};
 
 /// Where Windows splits user and system space.
 #[derive(Clone, Copy)]
@@ -55,6 +55,36 @@ pub(super) struct Walked {
     pub(super) pa: PhysAddr,
     pub(super) leaf_entry: PhysAddr,
     pub(super) leaf: Leaf,
+}
+
+/// The entries a walk read, whether it translated or not.
+pub(super) const fn path_of<A: Architecture>(
+    result: &Result<Translation<A>, Fault<A, CopyFailed>>,
+) -> Path<A> {
+    match result {
+        Ok(translation) => translation.path,
+        Err(fault) => fault.path,
+    }
+}
+
+/// What a walk found, in the driver's terms: `leaf` and `failed` name the
+/// architecture's mapping and fault.
+pub(super) fn walked<A: Architecture>(
+    result: Result<Translation<A>, Fault<A, CopyFailed>>,
+    leaf: fn(A::Mapping) -> Leaf,
+    failed: fn(A::FaultKind<CopyFailed>) -> WalkFailed,
+) -> Result<Walked, WalkFailed> {
+    match result {
+        Ok(translation) => Ok(Walked {
+            pa: translation.pa,
+            leaf_entry: translation
+                .path
+                .last()
+                .map_or(PhysAddr(0), |leaf| leaf.addr),
+            leaf: leaf(translation.mapping),
+        }),
+        Err(fault) => Err(failed(fault.kind)),
+    }
 }
 
 /// The page or large page a walk ended in.

@@ -6,10 +6,10 @@ use super::line::log;
 use super::physical::KernelMemory;
 use super::walk::{self, Leaf, SelfMapTexts, Split, WalkFailed, Walked};
 use crate::ffi::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL};
+use crate::walker::VirtAddr;
 use crate::walker::software_pte::InvalidPteMask;
 use crate::walker::windbg::{EntryLine, PteBlock};
 use crate::walker::x86_64::{Paging, PagingMode, Path, SelfMap};
-use crate::walker::{PhysAddr, VirtAddr};
 
 /// The paging mode, the self-map and how Windows encodes invalid PTEs.
 pub(super) struct X64Tables {
@@ -76,10 +76,7 @@ impl X64Tables {
         va: u64,
     ) -> Result<Walked, WalkFailed> {
         let result = self.paging.translate(memory, VirtAddr(va));
-        let path = match &result {
-            Ok(translation) => translation.path,
-            Err(fault) => fault.path,
-        };
+        let path = walk::path_of(&result);
         for visited in path.as_slice() {
             let virtual_address = self
                 .self_map
@@ -96,14 +93,7 @@ impl X64Tables {
             );
         }
         self.log_pte_block(kernel, va, &path);
-        match result {
-            Ok(translation) => Ok(Walked {
-                pa: translation.pa,
-                leaf_entry: path.last().map_or(PhysAddr(0), |leaf| leaf.addr),
-                leaf: Leaf::X64(translation.mapping),
-            }),
-            Err(fault) => Err(WalkFailed::X64(fault.kind)),
-        }
+        walk::walked(result, Leaf::X64, WalkFailed::X64)
     }
 
     /// Logs the block `!pte va` prints, line for line (needs the self-map).

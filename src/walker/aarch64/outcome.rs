@@ -2,6 +2,9 @@
 
 use super::registers::Paging;
 
+// Deliberately as in x86_64/outcome.rs: each architecture names the engine's
+// types for itself.
+
 /// A failed ARM64 translation.
 pub type Fault<E> = crate::walker::Fault<Paging, E>;
 /// A successful ARM64 translation.

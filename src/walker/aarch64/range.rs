@@ -41,6 +41,7 @@ pub struct PageTranslations<'m, M: PhysicalMemory + ?Sized> {
 }
 
 impl Paging {
+    // Deliberately the signature of x86_64/range.rs's: one API on both.
     /// Every 4 KiB page that meets `first..=last`, in ascending order, with
     /// the mapping [`Paging::translate`] finds for it. Inside a level 3
     /// table a page costs one descriptor read; inside a block, none. Both

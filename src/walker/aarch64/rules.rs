@@ -14,6 +14,7 @@ use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr};
 /// Both ranges, in address order.
 const BOTH_RANGES: &[VaRange] = &[VaRange::Lower, VaRange::Upper];
 
+// Deliberately the shape of x86_64/rules.rs: both implement the engine's trait.
 impl Architecture for Paging {
     type Level = Level;
     type Entry = Descriptor;
@@ -173,6 +174,7 @@ impl Run {
         | Descriptor::CONTIGUOUS;
 }
 
+// Deliberately the shape of x86_64/rules.rs: both implement the engine's trait.
 impl merge::Run for Run {
     type Leaf = Mapping;
 

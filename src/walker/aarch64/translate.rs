@@ -189,6 +189,7 @@ impl fmt::Display for Mapping {
     }
 }
 
+// Deliberately as in x86_64/translate.rs: both implement the engine's trait.
 impl Leaf for Mapping {
     #[inline]
     fn va(&self) -> VirtAddr {

@@ -114,6 +114,7 @@ impl<'a> PteBlock<'a> {
     }
 }
 
+// Deliberately as in x86_64/windbg.rs: each architecture's block yields its lines.
 /// One line of a [`PteBlock`].
 #[derive(Clone, Copy, Debug)]
 pub struct PteLine<'a> {

@@ -2,6 +2,9 @@
 
 use super::registers::Paging;
 
+// Deliberately as in aarch64/outcome.rs: each architecture names the engine's
+// types for itself.
+
 /// A failed x86-64 translation.
 pub type Fault<E> = crate::walker::Fault<Paging, E>;
 /// A successful x86-64 translation.

@@ -211,6 +211,7 @@ impl Paging {
         CachedWalker::new(*self, memory)
     }
 
+    // Deliberately the signature of aarch64/range.rs's: one API on both.
     /// Every 4 KiB page that meets `first..=last`, in ascending order, with
     /// the mapping [`Paging::translate`] finds for it. A page costs one
     /// read of its PTE (none inside a large page): the entries above are

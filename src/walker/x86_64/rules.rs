@@ -25,6 +25,7 @@ pub enum RangeError {
 /// x86-64 has one address space: the canonical addresses of the paging mode.
 const ONE_SPACE: &[()] = &[()];
 
+// Deliberately the shape of aarch64/rules.rs: both implement the engine's trait.
 impl Architecture for Paging {
     type Level = Level;
     type Entry = PageTableEntry;
@@ -200,6 +201,7 @@ pub struct Run {
     pub memory_type: MemoryTypeBits,
 }
 
+// Deliberately the shape of aarch64/rules.rs: both implement the engine's trait.
 impl merge::Run for Run {
     type Leaf = Mapping;
 

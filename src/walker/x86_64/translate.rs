@@ -125,6 +125,7 @@ pub(super) enum PresentKind {
     Faulting,
 }
 
+// Deliberately as in aarch64/translate.rs: both implement the engine's trait.
 impl Leaf for Mapping {
     #[inline]
     fn va(&self) -> VirtAddr {

@@ -9,11 +9,11 @@
 //! ptwalk's own image reader (src/bin/ptwalk/image.rs) over each file, in
 //! process, the same way. Prints `name nanoseconds-per-address` lines.
 
-#[path = "../tests/crash_dump/mod.rs"]
-mod crash_dump;
 #[allow(dead_code, reason = "the bench uses the image reader only")]
-#[path = "../src/bin/ptwalk/dump.rs"]
-mod dump;
+#[path = "../src/bin/ptwalk/crash_dump.rs"]
+mod crash_dump;
+#[path = "../tests/crash_dump/mod.rs"]
+mod dump_writer;
 #[path = "../tests/fixtures/mod.rs"]
 mod fixtures;
 #[allow(dead_code, reason = "the bench uses the image reader only")]
@@ -59,10 +59,10 @@ fn main() {
     let raw = dir.join("guest.raw");
     fixture.tables.write_raw_image(&raw);
     let full = dir.join("guest-full.dmp");
-    let runs = crash_dump::runs_covering(&pages, 4);
-    std::fs::write(&full, crash_dump::full(cr3, &pages, &runs)).expect("full dump");
+    let runs = dump_writer::runs_covering(&pages, 4);
+    std::fs::write(&full, dump_writer::full(cr3, &pages, &runs)).expect("full dump");
     let bitmap = dir.join("guest-bitmap.dmp");
-    std::fs::write(&bitmap, crash_dump::bitmap(cr3, &pages)).expect("bitmap dump");
+    std::fs::write(&bitmap, dump_writer::bitmap(cr3, &pages)).expect("bitmap dump");
 
     let addresses: Vec<String> = fixture
         .gva2gpa

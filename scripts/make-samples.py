@@ -1,7 +1,9 @@
 """Writes samples/tiny.raw and samples/tiny.dmp: the same small, Windows-like
 x64 address space as a raw physical image and as a bitmap kernel crash dump
-(layout: tests/crash_dump/mod.rs), and samples/tiny-arm64.raw, the same
-mappings as Windows on ARM64 lays them out, for the README's `ptwalk` examples.
+(layout: tests/crash_dump/mod.rs); samples/tiny-kernel.dmp, the same dump
+without the user pages (0x5000-0x7000, 0x9000), as a kernel dump leaves them
+out; and samples/tiny-arm64.raw, the same mappings as Windows on ARM64 lays
+them out, for the `ptwalk` examples of the README and docs/walker.md.
 Deterministic; run from the repository root. It prints what each example
 address must translate to, from the tables it wrote (the README's oracle).
 
@@ -88,8 +90,9 @@ EXPECTED = [
 ]
 
 
-def dump(raw):
-    """A bitmap kernel crash dump (DumpType 5) holding every page."""
+def dump(raw, present=None):
+    """A bitmap kernel crash dump (DumpType 5) holding the pages of `raw`
+    numbered in `present` (default: every page)."""
     header = bytearray(b"PAGE" * (0x2000 // 4))
     header[4:8] = b"DU64"
     struct.pack_into("<II", header, 8, 0xF, 19041)
@@ -98,10 +101,12 @@ def dump(raw):
     struct.pack_into("<Q", header, 0x80, 0)                # KdDebuggerDataBlock
     struct.pack_into("<I", header, 0xF98, 5)               # DumpType: bitmap
     pages = len(raw) // PAGE
-    bitmap = bytes([(1 << pages) - 1 & 0xFF, (1 << pages) - 1 >> 8 & 0xFF])
+    present = range(pages) if present is None else sorted(present)
+    bitmap = sum(1 << page for page in present).to_bytes((pages + 7) // 8, "little")
     first_page = 0x3000
-    bmp = b"SDMPDUMP" + bytes(0x18) + struct.pack("<QQQ", first_page, pages, pages) + bitmap
-    return bytes(header) + bmp + bytes(first_page - 0x2000 - len(bmp)) + bytes(raw)
+    bmp = b"SDMPDUMP" + bytes(0x18) + struct.pack("<QQQ", first_page, len(present), pages) + bitmap
+    body = b"".join(raw[page * PAGE:(page + 1) * PAGE] for page in present)
+    return bytes(header) + bmp + bytes(first_page - 0x2000 - len(bmp)) + body
 
 
 def main():
@@ -109,6 +114,7 @@ def main():
     out.mkdir(exist_ok=True)
     (out / "tiny.raw").write_bytes(memory)
     (out / "tiny.dmp").write_bytes(dump(memory))
+    (out / "tiny-kernel.dmp").write_bytes(dump(memory, present=[1, 2, 3, 4, 8]))
     (out / "tiny-arm64.raw").write_bytes(arm64)
     for va, pa in EXPECTED:
         print("0x%x %s" % (va, "0x%x" % pa if pa is not None else "-"))

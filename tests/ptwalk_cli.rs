@@ -182,7 +182,7 @@ fn explain_speaks_intel_unless_asked_for_windows() {
 }
 
 #[test]
-fn explain_and_json_say_why() {
+fn explain_says_why_in_windows_words() {
     let raw = write_temp("explain", &tiny_image());
     let image = raw.to_str().unwrap();
     let explained = stdout(&ptwalk(&[
@@ -217,28 +217,6 @@ fn explain_and_json_say_why() {
     assert!(
         explained.contains("4K page at 0x5000, writable, kernel, no-execute"),
         "{explained}"
-    );
-
-    let json = stdout(&ptwalk(&[
-        "translate",
-        "--json",
-        "--image",
-        image,
-        "--cr3",
-        "0x1000",
-        "0x401008",
-        "0x800000",
-        "0xffff800000000000",
-    ]));
-    let lines: Vec<&str> = json.lines().collect();
-    assert!(lines[0].starts_with(r#"{"va":"0x401008","pa":"0x5008","page_size":"4K","writable":true,"user":false,"executable":false,"global":false,"dirty":true,"accessed":true"#), "{json}");
-    assert!(
-        lines[1].contains(r#""error":"reserved_bit","level":"PDE""#),
-        "{json}"
-    );
-    assert!(
-        lines[2].contains(r#""error":"not_present","level":"PML4E""#),
-        "{json}"
     );
 }
 
@@ -1086,16 +1064,261 @@ fn aarch64_images_translate_explain_and_dump() {
             "{wanted}\n{explained}"
         );
     }
-    let json = stdout(&ptwalk(
-        &[&["translate"][..], &base, &["--json", "ffffff0000403123"]].concat(),
-    ));
-    assert!(json.starts_with("{\"va\":\"0xffffff0000403123\",\"pa\":\"0x8123\",\"page_size\":\"4K\",\"range\":\"TTBR1_EL1\",\"el1_write\":true,\"el0_read\":true,\"el0_write\":true,\"el1_execute\":false,\"el0_execute\":false"), "{json}");
     let dump = stdout(&ptwalk(&[&["dump"][..], &base].concat()));
     assert_eq!(
         dump,
         "0xffffff0000200000-0xffffff00003fffff -> 0x40000000 TTBR1_EL1 2M x1: EL1 rw, EL0 -, EL1 x, EL0 x, NSH, AttrIndx 0\n\
          0xffffff0000403000-0xffffff0000403fff -> 0x8000 TTBR1_EL1 4K x1: EL1 rw, EL0 rw, EL1 nx, EL0 nx, NSH, AttrIndx 0\n\
          0xffffff0000404000-0xffffff0000404fff -> 0x9000 TTBR1_EL1 4K x1: EL1 rw, EL0 -, EL1 x, EL0 x, NSH, AttrIndx 0, AF clear (Access flag fault)\n"
+    );
+}
+
+/// `--json`'s keys, in order, on both architectures (docs/walker.md).
+const JSON_KEYS: [&str; 7] = ["va", "arch", "pa", "page_size", "mapping", "path", "error"];
+
+/// Every line of `translate --json`'s stdout parsed, each with the keys of
+/// [`JSON_KEYS`] in their order and no other, its `error.reason` (the
+/// walker's sentence) taken out and returned beside it.
+fn json_lines(output: &Output) -> Vec<(serde_json::Value, Option<String>)> {
+    stdout(output)
+        .lines()
+        .map(|line| {
+            let mut object: serde_json::Value = serde_json::from_str(line).expect(line);
+            let mut keys: Vec<&str> = object
+                .as_object()
+                .expect(line)
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let mut documented = JSON_KEYS;
+            keys.sort_unstable();
+            documented.sort_unstable();
+            assert_eq!(keys, documented, "{line}");
+            // No nested object has a key of these names: the first of each is its own.
+            let at = JSON_KEYS.map(|key| line.find(&format!("\"{key}\":")));
+            assert!(at.is_sorted(), "{line}");
+            let reason = object["error"].as_object_mut().map(|error| {
+                let reason = error.remove("reason").expect(line);
+                reason.as_str().expect(line).to_owned()
+            });
+            (object, reason)
+        })
+        .collect()
+}
+
+/// `lines` are `expected`: each object (without its reason) as the JSON
+/// text given, and the reason (errors only) containing the words given.
+fn assert_json_lines(
+    lines: &[(serde_json::Value, Option<String>)],
+    expected: &[(&str, Option<&str>)],
+) {
+    assert_eq!(lines.len(), expected.len(), "{lines:?}");
+    for ((object, reason), (want, words)) in lines.iter().zip(expected) {
+        let want: serde_json::Value = serde_json::from_str(want).expect(want);
+        assert_eq!(object, &want);
+        match (reason, words) {
+            (Some(reason), Some(words)) => assert!(reason.contains(words), "{reason}"),
+            (None, None) => {}
+            _ => panic!("an error has a reason, a page none: {object}"),
+        }
+    }
+}
+
+/// `--json` on x86-64 (the tiny image, and PD[5] -> a page table beyond
+/// its end): one line per address with the keys ARM64's have too, and each
+/// case (pages of two sizes, each kind of error) with the values the
+/// tables were built with.
+#[test]
+fn json_on_x86_64_shows_each_case_in_the_one_schema() {
+    let mut image = tiny_image();
+    image[0x3028..0x3030].copy_from_slice(&(0x10_0000_u64 | 0x3).to_le_bytes());
+    let raw = write_temp("json-x86", &image);
+    let output = ptwalk(&[
+        "translate",
+        "--json",
+        "--image",
+        raw.to_str().unwrap(),
+        "--cr3",
+        "0x1000",
+        "0x401008",
+        "0x600123",
+        "0x800000",
+        "0x402000",
+        "0x8000000000000000",
+        "0xa00000",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a table is missing: {output:?}"
+    );
+    assert_json_lines(
+        &json_lines(&output),
+        &[
+            (
+                r#"{"va":"0x401008","arch":"x86_64","pa":"0x5008","page_size":"4K",
+                "mapping":{"writable":true,"user":false,"executable":false,"global":false,"dirty":true,"accessed":true,"pat_index":0},
+                "path":[{"level":"PML4E","entry_addr":"0x1000","value":"0x2007"},{"level":"PDPTE","entry_addr":"0x2000","value":"0x3007"},
+                {"level":"PDE","entry_addr":"0x3010","value":"0x4003"},{"level":"PTE","entry_addr":"0x4008","value":"0x8000000000005063"}],
+                "error":null}"#,
+                None,
+            ),
+            (
+                r#"{"va":"0x600123","arch":"x86_64","pa":"0x600123","page_size":"2M",
+                "mapping":{"writable":true,"user":false,"executable":true,"global":true,"dirty":false,"accessed":false,"pat_index":0},
+                "path":[{"level":"PML4E","entry_addr":"0x1000","value":"0x2007"},{"level":"PDPTE","entry_addr":"0x2000","value":"0x3007"},
+                {"level":"PDE","entry_addr":"0x3018","value":"0x600183"}],
+                "error":null}"#,
+                None,
+            ),
+            (
+                r#"{"va":"0x800000","arch":"x86_64","pa":null,"page_size":null,"mapping":null,
+                "path":[{"level":"PML4E","entry_addr":"0x1000","value":"0x2007"},{"level":"PDPTE","entry_addr":"0x2000","value":"0x3007"},
+                {"level":"PDE","entry_addr":"0x3020","value":"0x602083"}],
+                "error":{"kind":"reserved_bit","level":"PDE"}}"#,
+                Some("bits 20:13"),
+            ),
+            (
+                r#"{"va":"0x402000","arch":"x86_64","pa":null,"page_size":null,"mapping":null,
+                "path":[{"level":"PML4E","entry_addr":"0x1000","value":"0x2007"},{"level":"PDPTE","entry_addr":"0x2000","value":"0x3007"},
+                {"level":"PDE","entry_addr":"0x3010","value":"0x4003"},{"level":"PTE","entry_addr":"0x4010","value":"0x500000800"}],
+                "error":{"kind":"not_present","level":"PTE"}}"#,
+                Some("PTE 0x0000000500000800 is not present"),
+            ),
+            (
+                r#"{"va":"0x8000000000000000","arch":"x86_64","pa":null,"page_size":null,"mapping":null,"path":[],
+                "error":{"kind":"non_canonical","level":null}}"#,
+                Some("not canonical"),
+            ),
+            (
+                r#"{"va":"0xa00000","arch":"x86_64","pa":null,"page_size":null,"mapping":null,
+                "path":[{"level":"PML4E","entry_addr":"0x1000","value":"0x2007"},{"level":"PDPTE","entry_addr":"0x2000","value":"0x3007"},
+                {"level":"PDE","entry_addr":"0x3028","value":"0x100003"}],
+                "error":{"kind":"read_failed","level":"PTE"}}"#,
+                Some("0x100000"),
+            ),
+        ],
+    );
+}
+
+/// `aarch64_image`, with a reserved encoding at L3[6], a page at 4 GiB at
+/// L3[7] and L2[3] -> a table beyond the image, in a temporary file.
+fn aarch64_json_image() -> (PathBuf, &'static str) {
+    let (mut image, tcr) = aarch64_image();
+    let mut put =
+        |at: usize, descriptor: u64| image[at..at + 8].copy_from_slice(&descriptor.to_le_bytes());
+    put(0x4000 + 8 * 6, 0xa000 | 1 << 10 | 0b01);
+    put(0x4000 + 8 * 7, 0x1_0000_0000 | 1 << 10 | 0b11);
+    put(0x3000 + 8 * 3, 0x10_0000 | 0b11);
+    (write_temp("json-a64", &image), tcr)
+}
+
+/// `translate --json --arch aarch64` of `addresses` on `file`, from TTBR1 0x1000.
+fn translate_aarch64_json(file: &Path, tcr: &str, addresses: &[&str]) -> Output {
+    let base = [
+        "translate",
+        "--json",
+        "--arch",
+        "aarch64",
+        "--image",
+        file.to_str().unwrap(),
+        "--ttbr1",
+        "1000",
+        "--tcr",
+        tcr,
+    ];
+    ptwalk(&[&base[..], addresses].concat())
+}
+
+/// `--json` on ARM64 ([`aarch64_json_image`]; the page at 4 GiB is beyond a
+/// 32-bit IPS): the keys x86-64's have, and each case with the values the
+/// tables were built with.
+#[test]
+fn json_on_aarch64_shows_each_case_in_the_one_schema() {
+    let (file, tcr) = aarch64_json_image();
+    let addresses = "ffffff0000234567 ffffff0000403123 ffffff0000404000 ffffff0000405000 \
+                     ffffff0000406000 feffff0000200000 0 ffffff0000600000";
+    let addresses: Vec<&str> = addresses.split_whitespace().collect();
+    let output = translate_aarch64_json(&file, tcr, &addresses);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a table is missing: {output:?}"
+    );
+    // The same registers but IPS = 0b000: a 32-bit output address size.
+    let small = translate_aarch64_json(&file, "0x80100010", &["ffffff0000407000"]);
+    assert_eq!(small.status.code(), Some(0), "{small:?}");
+    assert_json_lines(
+        &[json_lines(&output), json_lines(&small)].concat(),
+        &[
+            (
+                r#"{"va":"0xffffff0000234567","arch":"aarch64","pa":"0x40034567","page_size":"2M",
+                "mapping":{"range":"TTBR1_EL1","el1_write":true,"el0_read":false,"el0_write":false,"el1_execute":true,"el0_execute":true,
+                "attr_index":0,"global":true,"accessed":true},
+                "path":[{"level":"level 0","entry_addr":"0x1ff0","value":"0x2003"},{"level":"level 1","entry_addr":"0x2000","value":"0x3003"},
+                {"level":"level 2","entry_addr":"0x3008","value":"0x40000401"}],
+                "error":null}"#,
+                None,
+            ),
+            // EL0 may write it (AP[1]), so EL1 may not execute it; UXN.
+            (
+                r#"{"va":"0xffffff0000403123","arch":"aarch64","pa":"0x8123","page_size":"4K",
+                "mapping":{"range":"TTBR1_EL1","el1_write":true,"el0_read":true,"el0_write":true,"el1_execute":false,"el0_execute":false,
+                "attr_index":0,"global":true,"accessed":true},
+                "path":[{"level":"level 0","entry_addr":"0x1ff0","value":"0x2003"},{"level":"level 1","entry_addr":"0x2000","value":"0x3003"},
+                {"level":"level 2","entry_addr":"0x3010","value":"0x4003"},{"level":"level 3","entry_addr":"0x4018","value":"0x40000000008443"}],
+                "error":null}"#,
+                None,
+            ),
+            // AF clear: it translates, not accessed.
+            (
+                r#"{"va":"0xffffff0000404000","arch":"aarch64","pa":"0x9000","page_size":"4K",
+                "mapping":{"range":"TTBR1_EL1","el1_write":true,"el0_read":false,"el0_write":false,"el1_execute":true,"el0_execute":true,
+                "attr_index":0,"global":true,"accessed":false},
+                "path":[{"level":"level 0","entry_addr":"0x1ff0","value":"0x2003"},{"level":"level 1","entry_addr":"0x2000","value":"0x3003"},
+                {"level":"level 2","entry_addr":"0x3010","value":"0x4003"},{"level":"level 3","entry_addr":"0x4020","value":"0x9003"}],
+                "error":null}"#,
+                None,
+            ),
+            (
+                r#"{"va":"0xffffff0000405000","arch":"aarch64","pa":null,"page_size":null,"mapping":null,
+                "path":[{"level":"level 0","entry_addr":"0x1ff0","value":"0x2003"},{"level":"level 1","entry_addr":"0x2000","value":"0x3003"},
+                {"level":"level 2","entry_addr":"0x3010","value":"0x4003"},{"level":"level 3","entry_addr":"0x4028","value":"0x0"}],
+                "error":{"kind":"not_present","level":"level 3"}}"#,
+                Some("level 3: descriptor 0x0000000000000000 is invalid"),
+            ),
+            (
+                r#"{"va":"0xffffff0000406000","arch":"aarch64","pa":null,"page_size":null,"mapping":null,
+                "path":[{"level":"level 0","entry_addr":"0x1ff0","value":"0x2003"},{"level":"level 1","entry_addr":"0x2000","value":"0x3003"},
+                {"level":"level 2","entry_addr":"0x3010","value":"0x4003"},{"level":"level 3","entry_addr":"0x4030","value":"0xa401"}],
+                "error":{"kind":"reserved_encoding","level":"level 3"}}"#,
+                Some("reserved encoding"),
+            ),
+            (
+                r#"{"va":"0xfeffff0000200000","arch":"aarch64","pa":null,"page_size":null,"mapping":null,"path":[],
+                "error":{"kind":"non_canonical","level":null}}"#,
+                Some("outside both ranges"),
+            ),
+            (
+                r#"{"va":"0x0","arch":"aarch64","pa":null,"page_size":null,"mapping":null,"path":[],
+                "error":{"kind":"walks_disabled","level":null}}"#,
+                Some("TTBR0_EL1"),
+            ),
+            (
+                r#"{"va":"0xffffff0000600000","arch":"aarch64","pa":null,"page_size":null,"mapping":null,
+                "path":[{"level":"level 0","entry_addr":"0x1ff0","value":"0x2003"},{"level":"level 1","entry_addr":"0x2000","value":"0x3003"},
+                {"level":"level 2","entry_addr":"0x3018","value":"0x100003"}],
+                "error":{"kind":"read_failed","level":"level 3"}}"#,
+                Some("0x100000"),
+            ),
+            (
+                r#"{"va":"0xffffff0000407000","arch":"aarch64","pa":null,"page_size":null,"mapping":null,
+                "path":[{"level":"level 0","entry_addr":"0x1ff0","value":"0x2003"},{"level":"level 1","entry_addr":"0x2000","value":"0x3003"},
+                {"level":"level 2","entry_addr":"0x3010","value":"0x4003"},{"level":"level 3","entry_addr":"0x4038","value":"0x100000403"}],
+                "error":{"kind":"address_size","level":"level 3"}}"#,
+                Some("0x100000000, beyond the 32-bit PA size"),
+            ),
+        ],
     );
 }
 

@@ -8,8 +8,8 @@
 //! by hand for a crash dump. The first input byte picks 4- or 5-level paging.
 #![no_main]
 
-#[path = "../../src/bin/ptwalk/dump.rs"]
-mod dump;
+#[path = "../../src/bin/ptwalk/crash_dump.rs"]
+mod crash_dump;
 #[path = "../../src/bin/ptwalk/image.rs"]
 mod image;
 #[path = "../../src/bin/ptwalk/segment.rs"]

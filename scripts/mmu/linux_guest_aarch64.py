@@ -313,7 +313,8 @@ def expected_views(j):
     if j["pa"] is None:
         return (None, None, None)
     pa = int(j["pa"], 16)
-    return (pa, None if j["el0_read"] else pa, pa if j["el0_read"] else None)
+    el0_read = j["mapping"]["el0_read"]  # ptwalk --json's schema: docs/walker.md
+    return (pa, None if el0_read else pa, pa if el0_read else None)
 
 
 def check_walker(exe, image, regs, tcr, answers, leaves, label):

@@ -131,7 +131,9 @@ def check(res, gpas, walks, hdr):
     c, bad = dict.fromkeys(keys, 0), []
     for r, gpa, w in zip(res, gpas, walks):
         pa = int(w["pa"], 16) if w and w.get("pa") else None
-        kind, why = (w or {}).get("error"), []
+        # ptwalk --json (docs/walker.md): error {kind, level, reason}, the access in mapping.
+        kind, why = ((w or {}).get("error") or {}).get("kind"), []
+        m = (w or {}).get("mapping") or {}
         if r["vec"] == 0xff:
             c["mapped"] += 1
             ref = pa if w else gpa  # without ptwalk, gva2gpa's answer is checked
@@ -149,14 +151,14 @@ def check(res, gpas, walks, hdr):
             c["read_only"] += acc >> 1 & 1
             if acc & 2 and (acc >> 16 & 0xff) != 0x3 or acc & 1 and (acc >> 8 & 0xff) != 0x1:
                 why.append(f"unexpected protection-fault error codes {acc:#x}")
-            if w and w.get("writable") is not None:
+            if m.get("writable") is not None:
                 c["writable_checked"] += 1
-                if bool(w["writable"]) == bool(acc & 2):
-                    why.append(f"walker writable={w['writable']}, guest's store faulted={bool(acc & 2)}")
-            if w and w.get("user") is not None and hdr["smap"]:
+                if bool(m["writable"]) == bool(acc & 2):
+                    why.append(f"walker writable={m['writable']}, guest's store faulted={bool(acc & 2)}")
+            if m.get("user") is not None and hdr["smap"]:
                 c["user_checked"] += 1
-                if bool(w["user"]) != bool(acc & 1):
-                    why.append(f"walker user={w['user']}, guest's AC=0 load faulted={bool(acc & 1)}")
+                if bool(m["user"]) != bool(acc & 1):
+                    why.append(f"walker user={m['user']}, guest's AC=0 load faulted={bool(acc & 1)}")
         elif r["vec"] == 14:
             rsvd = bool(r["err"] & 8)
             c["reserved" if rsvd else "not_present"] += 1

@@ -1,6 +1,6 @@
 //! Memory images as physical memory: raw (offset = physical address), an
 //! ELF core (QEMU `dump-guest-memory`, `VirtualBox` `dumpvmcore`) or a
-//! Windows kernel crash dump (`PAGEDU64`, see `dump.rs`).
+//! Windows kernel crash dump (`PAGEDU64`, see `crash_dump.rs`).
 
 use std::cell::Cell;
 use std::fs::File;
@@ -73,7 +73,7 @@ impl Image {
                     .with_context(|| format!("{name} is not a usable ELF core"))?,
             );
         } else if let Some(map) = image.map.as_ref().filter(|map| map.starts_with(b"PAGE")) {
-            let dump = crate::dump::open(map)
+            let dump = crate::crash_dump::open(map)
                 .with_context(|| format!("{name} is not a usable Windows crash dump"))?;
             image.segments = Some(dump.segments);
             image.dump_cr3 = Some(dump.directory_table_base);

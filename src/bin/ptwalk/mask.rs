@@ -7,7 +7,8 @@ use std::collections::HashSet;
 
 use vmwalk::walker::mask_evidence::{MaskEvidence, MaskInference};
 use vmwalk::walker::software_pte::InvalidPteMask;
-use vmwalk::walker::{Level, PageTableEntry, Paging, PhysAddr, PhysicalMemory};
+use vmwalk::walker::x86_64::{Level, PageTableEntry, Paging};
+use vmwalk::walker::{PhysAddr, PhysicalMemory};
 
 use crate::image::Image;
 

@@ -1,5 +1,5 @@
 //! Where one run of physical memory lies in a capture file: what the ELF
-//! and crash-dump readers (`image.rs`, `dump.rs`) both produce.
+//! and crash-dump readers (`image.rs`, `crash_dump.rs`) both produce.
 
 /// Where one run of physical memory is in the file: an ELF `PT_LOAD`
 /// segment, or pages of a crash dump contiguous in memory and in the file.

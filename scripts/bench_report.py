@@ -46,6 +46,9 @@ def dump_rows(table, ratios, dumps):
         for kind in ("full_dump", "bitmap_dump"):
             ours = dumps[f"{what}/{kind}"]
             table.append(("", kind.replace("_", " "), ns(ours), "dump/raw", f"{ours / raw:.2f}"))
+    gbps = dumps["ptwalk_spaces/gbps"]
+    table.append(("`ptwalk spaces`, page-cached capture", "scan", f"{gbps:.2f} GB/s", "", ""))
+    ratios["spaces_gbps"] = gbps
     ratios["dump_ratio"] = max(dumps[f"ptwalk_translate/{kind}"] for kind in ("full_dump", "bitmap_dump")) / dumps["ptwalk_translate/raw"]
 
 
@@ -147,7 +150,8 @@ def main():
     print(" ".join(f"{k}={ratios[k]:.2f}" for k in ("x86_64_ratio", "limit_ratio", "range_ratio"))
           + f" vol3_speedup={ratios['vol3_speedup']:.0f} memprocfs_speedup={ratios['memprocfs_speedup']:.0f}"
           + f" dump_ratio={ratios['dump_ratio']:.2f}"
-          + " " + " ".join(f"{k}={ratios[k]:.2f}" for k in ("arm64_limit_ratio", "arm64_range_ratio", "arm64_paging_ratio")))
+          + " " + " ".join(f"{k}={ratios[k]:.2f}" for k in ("arm64_limit_ratio", "arm64_range_ratio", "arm64_paging_ratio"))
+          + f" spaces_gbps={ratios['spaces_gbps']:.2f}")
     return 0 if all(got == want for _, got, want in checks) else 1
 
 

@@ -47,6 +47,7 @@ mod fault;
 mod memory;
 pub mod merge;
 mod page;
+mod page_scan;
 mod path;
 mod pte_block;
 mod walk;

@@ -1,6 +1,7 @@
 //! The command line: clap's definition of `translate`, `dump` and `pte`, and
 //! what it parses into ([`Command`]), before anything is opened.
 
+use crate::spaces::SpacesArgs;
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Command as ClapCommand, value_parser};
@@ -13,6 +14,7 @@ pub enum Command {
     Translate(TranslateArgs),
     Dump(PagingArgs),
     Pte(PteArgs),
+    Spaces(SpacesArgs),
 }
 
 /// `translate`'s arguments.
@@ -129,6 +131,15 @@ pub fn cli() -> ClapCommand {
         )
         .subcommand(ClapCommand::new("dump").about("Print every present leaf as QEMU's `info tlb` does (--arch aarch64: every run of blocks and pages)").args(paging_args.clone()).args(arch_args.clone()))
         .subcommand(
+            ClapCommand::new("spaces")
+                .about("List the address spaces in a capture, found without registers: each top-level table with a self-map entry, and the kernel's (x86-64: named by the low stub; a crash dump: by its header)")
+                .arg(Arg::new("image").long("image").required(true).value_parser(value_parser!(PathBuf)).help("The memory image: raw, an ELF core, or a Windows crash dump"))
+                .arg(Arg::new("arch").long("arch").value_parser(["x86_64", "aarch64"]).default_value("x86_64").help("The CPU's architecture"))
+                .arg(Arg::new("tcr").long("tcr").value_parser(addresses::parse_hex).help("With --arch aarch64: the TCR_EL1 to report (default: Windows' 0x615b5513511)"))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print one JSON object per address space"))
+                .arg(Arg::new("rejected").long("rejected").action(ArgAction::SetTrue).help("Also list the tables that are not address spaces, with the reason")),
+        )
+        .subcommand(
             ClapCommand::new("pte")
                 .about("Print what WinDbg's `!pte ADDR` prints, for each address (a Windows CR3, or Windows on ARM64's TTBRs)")
                 .args(paging_args)
@@ -143,6 +154,17 @@ pub fn cli() -> ClapCommand {
 /// The command clap's `matches` describe; `None` if they name none.
 pub fn parse_command(matches: &ArgMatches) -> Option<Command> {
     let (name, sub) = matches.subcommand()?;
+    if name == "spaces" {
+        return Some(Command::Spaces(SpacesArgs {
+            image: sub.get_one::<PathBuf>("image")?.clone(),
+            aarch64: sub
+                .get_one::<String>("arch")
+                .is_some_and(|arch| arch == "aarch64"),
+            tcr: sub.get_one::<u64>("tcr").copied(),
+            json: sub.get_flag("json"),
+            rejected: sub.get_flag("rejected"),
+        }));
+    }
     let aarch64 = sub
         .try_get_one::<String>("arch")
         .ok()

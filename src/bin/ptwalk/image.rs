@@ -90,6 +90,60 @@ impl Image {
         self.dump_cr3
     }
 
+    /// Every whole 4 KiB page of physical memory whose bytes are in the
+    /// file, in ascending physical order: its physical address and bytes.
+    /// (An ELF segment's memory beyond its file bytes is zeros: no tables.)
+    pub fn pages(&self) -> Box<dyn Iterator<Item = (u64, &[u8])> + '_> {
+        const PAGE: usize = 4096;
+        let bytes = self.bytes();
+        let Some(segments) = &self.segments else {
+            return Box::new(
+                bytes
+                    .chunks_exact(PAGE)
+                    .zip((0..).step_by(PAGE))
+                    .map(|(page, pa)| (pa, page)),
+            );
+        };
+        Box::new(segments.iter().flat_map(move |segment| {
+            // The first whole page of the segment, if its start is not page-aligned.
+            let skip = segment.paddr.wrapping_neg() & 0xfff;
+            let start = segment
+                .offset
+                .saturating_add(usize::try_from(skip).unwrap_or(usize::MAX));
+            let len = usize::try_from(segment.file_size.saturating_sub(skip)).unwrap_or(0);
+            let in_file = bytes.get(start..start.saturating_add(len)).unwrap_or(&[]);
+            in_file
+                .chunks_exact(PAGE)
+                .zip((segment.paddr + skip..).step_by(PAGE))
+                .map(|(page, pa)| (pa, page))
+        }))
+    }
+
+    /// The 4 KiB page at physical `pa` (page-aligned), if its bytes are in the file.
+    pub fn page(&self, pa: u64) -> Option<&[u8]> {
+        self.pages_from(pa)
+            .next()
+            .filter(|(at, _)| *at == pa)
+            .map(|(_, page)| page)
+    }
+
+    /// [`Self::pages`] from the page at `pa` on.
+    fn pages_from(&self, pa: u64) -> impl Iterator<Item = (u64, &[u8])> {
+        let skip = match &self.segments {
+            None => usize::try_from(pa / 4096).unwrap_or(usize::MAX),
+            Some(_) => 0,
+        };
+        self.pages().skip(skip).skip_while(move |(at, _)| *at < pa)
+    }
+
+    /// How many bytes of physical memory [`Self::pages`] covers.
+    pub fn scanned_bytes(&self) -> u64 {
+        self.segments.as_ref().map_or_else(
+            || self.bytes().len() as u64 & !0xfff,
+            |segments| segments.iter().map(|s| s.file_size).sum(),
+        )
+    }
+
     /// One past the highest physical address the image holds.
     pub fn physical_end(&self) -> u64 {
         self.segments.as_ref().map_or_else(

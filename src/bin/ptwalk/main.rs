@@ -1,7 +1,7 @@
 //! ptwalk: translate addresses and list mappings with vmwalk's page-table
 //! walkers (x86-64 and ARM64), over a physical memory image. This file
 //! parses the command line (`cli.rs`) and hands each subcommand to its
-//! module: `translate.rs`, `dump.rs`, `pte.rs`.
+//! module: `translate.rs`, `dump.rs`, `pte.rs`, `spaces.rs`.
 
 mod addresses;
 mod cli;
@@ -15,6 +15,7 @@ mod render;
 mod report;
 mod segment;
 mod skipped;
+mod spaces;
 mod translate;
 
 use std::io::{self, BufWriter};
@@ -74,5 +75,6 @@ fn run(command: &Command) -> Result<()> {
         Command::Translate(args) => translate::run(&mut out, args),
         Command::Dump(paging) => dump::run(&mut out, paging),
         Command::Pte(args) => pte::run(&mut out, args),
+        Command::Spaces(args) => spaces::run(&mut out, args),
     }
 }

@@ -79,12 +79,20 @@ impl PagingArgs {
             PagingMode::FourLevel
         };
         let image = Image::open(&self.image)?;
-        let cr3 = self.cr3.or_else(|| image.dump_cr3()).with_context(|| {
-            format!(
-                "--cr3 is required: {} is a raw image or an ELF core, which does not record CR3 (a crash dump's header does)",
-                self.image.display()
-            )
-        })?;
+        let cr3 = self
+            .cr3
+            .or_else(|| image.dump_cr3())
+            .or_else(|| {
+                let (cr3, why) = crate::spaces::low_stub_cr3(&image)?;
+                eprintln!("ptwalk: CR3 {cr3:#x}: {why} (give --cr3 to walk another space)");
+                Some(cr3)
+            })
+            .with_context(|| {
+                format!(
+                    "--cr3 is required: {0} records no CR3 and has no low stub that names the kernel's; ptwalk spaces --image {0} lists the address spaces it finds",
+                    self.image.display()
+                )
+            })?;
         let paging = Paging::new(cr3, mode)
             .with_nx(!self.no_nx)
             .with_max_phys_bits(self.maxphyaddr.unwrap_or(52))?;

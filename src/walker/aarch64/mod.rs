@@ -55,6 +55,7 @@
 #![allow(clippy::doc_markdown)]
 
 mod descriptor;
+pub mod discovery;
 mod fault;
 mod outcome;
 mod range;

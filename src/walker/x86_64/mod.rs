@@ -40,6 +40,7 @@
 //! assert_eq!((leaves[0].va, leaves[0].pa), (VirtAddr(0x7ff6_c000_1000), PhysAddr(0x9000)));
 //! ```
 
+pub mod discovery;
 mod entry;
 mod fault;
 pub mod info_tlb;

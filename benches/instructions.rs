@@ -1,7 +1,8 @@
 //! Instruction counts for `valgrind --tool=callgrind`, on the mixed image:
 //! `instructions vmwalk|x86_64|pointer_chase` translates the benchmark's
 //! random addresses `ROUNDS` times, `range` translates `BATCH` heap pages
-//! `ROUNDS` times, `enumerate` lists every leaf once, each inside one
+//! `ROUNDS` times, `enumerate` lists every leaf once (`enumerate_linux`: of the
+//! 4-level Linux-guest fixture), each inside one
 //! `#[inline(never)]` function named `measured_*`, which `scripts/bench.sh`
 //! passes to `--toggle-collect`. It prints `operations=N`: instructions / N
 //! is the cost of one translation, page or leaf.
@@ -125,6 +126,12 @@ fn main() {
     let sum = match which.as_str() {
         "vmwalk" => measured_vmwalk(&machine.paging, &machine.image.memory(), &addresses),
         "enumerate" => measured_enumerate(&machine.paging, &machine.image.memory()),
+        "enumerate_linux" => {
+            let linux = common::linux("la48");
+            let sum = measured_enumerate(&linux.paging, &linux.image.memory());
+            println!("{which}: operations={} sum={sum:#x}", linux.leaves.len());
+            return;
+        }
         "range" => measured_range(&machine.paging, &machine.image.memory(), common::HEAP_RANGE),
         "pointer_chase" => measured_pointer_chase(&machine, &machine.chase_plan(&addresses)),
         "arm64" | "arm64_range" => {

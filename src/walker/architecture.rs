@@ -101,6 +101,12 @@ pub trait Architecture: Copy + fmt::Debug + Eq {
     /// Why the walk stops at it (not present, a reserved bit...).
     fn step<E>(&self, level: Self::Level, entry: Self::Entry) -> Result<Step, Self::FaultKind<E>>;
 
+    /// The size and address of the page (or block) `raw` maps at `level`,
+    /// when it is a usable leaf; `None` for anything else, which
+    /// [`Self::step`] then decides. The enumeration's common case, kept to a
+    /// mask test or two.
+    fn usable_leaf(&self, level: Self::Level, raw: u64) -> Option<(PageSize, PhysAddr)>;
+
     /// The fault of a read of `level`'s entry at `addr` that failed.
     fn read_failed<E>(level: Self::Level, addr: PhysAddr, error: E) -> Self::FaultKind<E>;
 

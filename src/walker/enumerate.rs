@@ -276,6 +276,18 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, A, M> 
                 continue;
             }
             let entry = A::entry(raw);
+            // Then a usable leaf: its mapping, and the same shortcut.
+            if let Some((size, pa)) = self.arch.usable_leaf(level, raw) {
+                let mapping = self.arch.mapping(space, self.next, size, pa, entry, above);
+                let span = 1_u64 << shift;
+                let next = (self.next & !(span - 1)) + span;
+                if index < 511 && next <= self.last {
+                    self.next = next;
+                } else {
+                    self.advance_past(space, levels, level);
+                }
+                return Some(Ok(mapping));
+            }
             let visited = Visited { level, addr, entry };
             match self.arch.step(level, entry) {
                 Err(kind) => {

@@ -74,6 +74,22 @@ impl Architecture for Paging {
     }
 
     #[inline]
+    fn usable_leaf(&self, level: Level, raw: u64) -> Option<(PageSize, PhysAddr)> {
+        // Valid, and no output address bit at or above the PA size.
+        if raw & (1 | (mask(0, 47) & !mask(0, self.pa_bits() - 1))) != 1 {
+            return None;
+        }
+        // Bit 1: a page at level 3, a table above; clear: a block at 1 or 2.
+        let size = match (level, raw & Descriptor::TABLE_OR_PAGE != 0) {
+            (Level::L3, true) => PageSize::Size4K,
+            (Level::L2, false) => PageSize::Size2M,
+            (Level::L1, false) => PageSize::Size1G,
+            _ => return None,
+        };
+        Some((size, PhysAddr(raw & mask(level.shift(), 47))))
+    }
+
+    #[inline]
     fn read_failed<E>(level: Level, addr: PhysAddr, error: E) -> FaultKind<E> {
         FaultKind::ReadFailed { level, addr, error }
     }

@@ -6,7 +6,7 @@ use super::fault::FaultKind;
 use super::level::Level;
 use super::outcome::Leaves;
 use super::registers::Paging;
-use super::translate::{Access, Mapping};
+use super::translate::{Access, Mapping, PresentKind};
 use crate::walker::architecture::{Architecture, PageTest, Step};
 use crate::walker::merge;
 use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr};
@@ -83,6 +83,22 @@ impl Architecture for Paging {
     #[inline]
     fn step<E>(&self, level: Level, entry: PageTableEntry) -> Result<Step, FaultKind<E>> {
         Self::step(self, level, entry)
+    }
+
+    #[inline]
+    fn usable_leaf(&self, level: Level, raw: u64) -> Option<(PageSize, PhysAddr)> {
+        if raw & (self.reserved_in_every_entry() | PageTableEntry::PRESENT)
+            != PageTableEntry::PRESENT
+        {
+            return None;
+        }
+        match self.kind_of_present(level, raw) {
+            PresentKind::Leaf(size) => {
+                let address = address_mask(size.bytes().trailing_zeros(), self.max_phys_bits);
+                Some((size, PhysAddr(raw & address)))
+            }
+            PresentKind::Table | PresentKind::Faulting => None,
+        }
     }
 
     #[inline]

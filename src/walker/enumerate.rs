@@ -210,6 +210,64 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
         self.advance_past(space, levels, level);
         acc
     }
+
+    /// Folds the rest of the table above the last level being scanned
+    /// (within the bounds): its usable leaves (large pages, blocks),
+    /// skipping entries that are not present, in a loop that keeps its
+    /// state in locals. Stops before anything else (a table to descend into,
+    /// an unreadable or faulting entry), which [`Self::step`] then takes.
+    #[inline]
+    fn fold_upper_level<B, F>(
+        &mut self,
+        space: A::Space,
+        levels: &[A::Level],
+        init: B,
+        f: &mut F,
+    ) -> B
+    where
+        F: FnMut(B, Result<A::Mapping, Fault<A, M::Error>>) -> B,
+    {
+        let (Some(&table), Some(&above), Some(&level)) = (
+            self.tables.get(self.depth),
+            self.above.get(self.depth),
+            levels.get(self.depth),
+        ) else {
+            return init;
+        };
+        let arch = self.arch;
+        let present = arch.page_test().present;
+        let shift = A::shift(level);
+        let span = 1_u64 << shift;
+        let first = self.next & !(span - 1);
+        // The last entry of this table (or of the bounds).
+        let table_last = first | ((span << 9).wrapping_sub(1));
+        let end = self.last.min(table_last) & !(span - 1);
+        let (mut acc, mut ia) = (init, first);
+        loop {
+            let addr = table.0 + 8 * ((ia >> shift) & 0x1ff);
+            let Ok(raw) = self.memory.read_u64(PhysAddr(addr)) else {
+                self.next = ia;
+                return acc;
+            };
+            if raw & present != 0 {
+                let Some((size, pa)) = arch.usable_leaf(level, raw) else {
+                    self.next = ia;
+                    return acc;
+                };
+                acc = f(
+                    acc,
+                    Ok(arch.mapping(space, ia, size, pa, A::entry(raw), above)),
+                );
+            }
+            if ia >= end {
+                break;
+            }
+            ia += span;
+        }
+        self.next = ia;
+        self.advance_past(space, levels, level);
+        acc
+    }
 }
 
 impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, A, M> {
@@ -224,88 +282,135 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, A, M> 
         loop {
             if let (true, Some(&space)) = (self.started, self.spaces.get(self.space)) {
                 let levels = self.arch.levels(space);
-                if self.depth + 1 == levels.len() && self.next <= self.last {
-                    acc = self.fold_last_level(space, levels, acc, &mut f);
+                if self.next <= self.last {
+                    acc = if self.depth + 1 == levels.len() {
+                        self.fold_last_level(space, levels, acc, &mut f)
+                    } else {
+                        self.fold_upper_level(space, levels, acc, &mut f)
+                    };
                 }
             }
-            match self.next() {
-                Some(item) => acc = f(acc, item),
-                None => return acc,
+            match self.step() {
+                Progress::Yield(item) => acc = f(acc, item),
+                Progress::Moved => {}
+                Progress::Done => return acc,
             }
         }
     }
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let present = self.arch.page_test().present;
         loop {
-            let (space, levels) = match self.current()? {
-                Ok(current) => current,
-                Err(fault) => return Some(Err(fault)),
-            };
-            if self.next > self.last {
-                self.finish();
-                continue;
+            match self.step() {
+                Progress::Yield(item) => return Some(item),
+                Progress::Moved => {}
+                Progress::Done => return None,
             }
-            let level = *levels.get(self.depth)?;
-            let table = *self.tables.get(self.depth)?;
-            let above = *self.above.get(self.depth)?;
-            let shift = A::shift(level);
-            let index = (self.next >> shift) & 0x1ff;
-            let addr = PhysAddr(table.0 + 8 * index);
-            let raw = match self.memory.read_u64(addr) {
-                Ok(raw) => raw,
-                Err(error) => {
-                    let kind = A::read_failed(level, addr, error);
-                    let fault = self.fault(space, level, kind, None);
-                    self.advance_past(space, levels, level);
-                    return Some(Err(fault));
-                }
-            };
-            // The common case first: an entry that is not present. Moving to
-            // the next entry of the same table needs none of `advance_past`'s
-            // climbing.
-            if raw & present == 0 {
-                let span = 1_u64 << shift;
-                let next = (self.next & !(span - 1)) + span;
-                if index < 511 && next <= self.last {
-                    self.next = next;
-                } else {
-                    self.advance_past(space, levels, level);
-                }
-                continue;
+        }
+    }
+}
+
+/// What one [`Leaves::step`] did.
+enum Progress<T> {
+    /// It read an entry that yields this.
+    Yield(T),
+    /// It moved on (past an entry that is not present, into a table, to the
+    /// next space) without anything to yield.
+    Moved,
+    /// Every space is done.
+    Done,
+}
+
+impl<A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'_, A, M> {
+    /// Takes the entry at `next`: one step of the enumeration.
+    #[inline]
+    fn step(&mut self) -> Progress<Result<A::Mapping, Fault<A, M::Error>>> {
+        let present = self.arch.page_test().present;
+        let (space, levels) = match self.current() {
+            None => return Progress::Done,
+            Some(Ok(current)) => current,
+            Some(Err(fault)) => return Progress::Yield(Err(fault)),
+        };
+        if self.next > self.last {
+            self.finish();
+            return Progress::Moved;
+        }
+        let (Some(&level), Some(&table), Some(&above)) = (
+            levels.get(self.depth),
+            self.tables.get(self.depth),
+            self.above.get(self.depth),
+        ) else {
+            self.finish();
+            return Progress::Moved;
+        };
+        let shift = A::shift(level);
+        let index = (self.next >> shift) & 0x1ff;
+        let addr = PhysAddr(table.0 + 8 * index);
+        let raw = match self.memory.read_u64(addr) {
+            Ok(raw) => raw,
+            Err(error) => {
+                let kind = A::read_failed(level, addr, error);
+                let fault = self.fault(space, level, kind, None);
+                self.advance_past(space, levels, level);
+                return Progress::Yield(Err(fault));
             }
-            let entry = A::entry(raw);
-            // Then a usable leaf: its mapping, and the same shortcut.
-            if let Some((size, pa)) = self.arch.usable_leaf(level, raw) {
-                let mapping = self.arch.mapping(space, self.next, size, pa, entry, above);
-                let span = 1_u64 << shift;
-                let next = (self.next & !(span - 1)) + span;
-                if index < 511 && next <= self.last {
-                    self.next = next;
-                } else {
-                    self.advance_past(space, levels, level);
-                }
-                return Some(Ok(mapping));
+        };
+        // The common cases first: an entry that is not present, and a
+        // usable leaf. Moving to the next entry of the same table needs
+        // none of `advance_past`'s climbing.
+        let entry = A::entry(raw);
+        let leaf = if raw & present == 0 {
+            None
+        } else if let Some((size, pa)) = self.arch.usable_leaf(level, raw) {
+            Some(self.arch.mapping(space, self.next, size, pa, entry, above))
+        } else {
+            return self.descend_or_fault(space, levels, (level, addr, entry), above);
+        };
+        let span = 1_u64 << shift;
+        let next = (self.next & !(span - 1)) + span;
+        if index < 511 && next <= self.last {
+            self.next = next;
+        } else {
+            self.advance_past(space, levels, level);
+        }
+        leaf.map_or(Progress::Moved, |mapping| Progress::Yield(Ok(mapping)))
+    }
+
+    /// Takes a present entry that is not a usable leaf: into its table, or
+    /// the fault it raises.
+    fn descend_or_fault(
+        &mut self,
+        space: A::Space,
+        levels: &[A::Level],
+        (level, addr, entry): (A::Level, PhysAddr, A::Entry),
+        above: A::Restrictions,
+    ) -> Progress<Result<A::Mapping, Fault<A, M::Error>>> {
+        let visited = Visited { level, addr, entry };
+        match self.arch.step(level, entry) {
+            Err(kind) => {
+                let fault = self.fault(space, level, kind, Some(visited));
+                self.advance_past(space, levels, level);
+                Progress::Yield(Err(fault))
             }
-            let visited = Visited { level, addr, entry };
-            match self.arch.step(level, entry) {
-                Err(kind) => {
-                    let fault = self.fault(space, level, kind, Some(visited));
-                    self.advance_past(space, levels, level);
-                    return Some(Err(fault));
-                }
-                Ok(Step::Table(next_table)) => {
+            Ok(Step::Table(next_table)) => {
+                let below = self.depth + 1;
+                if let (Some(table), Some(restrictions)) =
+                    (self.tables.get_mut(below), self.above.get_mut(below))
+                {
+                    *table = next_table;
+                    *restrictions = self.arch.narrowed(space, above, entry);
                     self.path.push(visited);
-                    self.depth += 1;
-                    *self.tables.get_mut(self.depth)? = next_table;
-                    *self.above.get_mut(self.depth)? = self.arch.narrowed(space, above, entry);
-                }
-                Ok(Step::Leaf(size, pa)) => {
-                    let mapping = self.arch.mapping(space, self.next, size, pa, entry, above);
+                    self.depth = below;
+                } else {
+                    // A table below the last level: `step` never gives one.
                     self.advance_past(space, levels, level);
-                    return Some(Ok(mapping));
                 }
+                Progress::Moved
+            }
+            Ok(Step::Leaf(size, pa)) => {
+                let mapping = self.arch.mapping(space, self.next, size, pa, entry, above);
+                self.advance_past(space, levels, level);
+                Progress::Yield(Ok(mapping))
             }
         }
     }

@@ -310,6 +310,10 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, A, M> 
     }
 }
 
+/// What enumeration yields: a leaf, or why a part of the tables is skipped.
+type LeafOrFault<A, M> =
+    Result<<A as Architecture>::Mapping, Fault<A, <M as PhysicalMemory>::Error>>;
+
 /// What one [`Leaves::step`] did.
 enum Progress<T> {
     /// It read an entry that yields this.
@@ -324,7 +328,7 @@ enum Progress<T> {
 impl<A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'_, A, M> {
     /// Takes the entry at `next`: one step of the enumeration.
     #[inline]
-    fn step(&mut self) -> Progress<Result<A::Mapping, Fault<A, M::Error>>> {
+    fn step(&mut self) -> Progress<LeafOrFault<A, M>> {
         let present = self.arch.page_test().present;
         let (space, levels) = match self.current() {
             None => return Progress::Done,
@@ -384,7 +388,7 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'_, A, M> {
         levels: &[A::Level],
         (level, addr, entry): (A::Level, PhysAddr, A::Entry),
         above: A::Restrictions,
-    ) -> Progress<Result<A::Mapping, Fault<A, M::Error>>> {
+    ) -> Progress<LeafOrFault<A, M>> {
         let visited = Visited { level, addr, entry };
         match self.arch.step(level, entry) {
             Err(kind) => {

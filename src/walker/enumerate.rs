@@ -185,6 +185,33 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
         let test = arch.page_test();
         let first = self.next & !0xfff;
         let end = self.last.min(first | 0x1f_ffff) & !0xfff;
+        if let Some(page) = self.memory.page(table) {
+            let acc = fold_page(
+                page,
+                (first, end),
+                init,
+                |ia, raw| {
+                    if raw & test.usable_mask != test.usable_value {
+                        return None;
+                    }
+                    let pa = PhysAddr(raw & test.frame);
+                    Some(arch.mapping(space, ia, PageSize::Size4K, pa, A::entry(raw), above))
+                },
+                test.present,
+                f,
+            );
+            match acc {
+                Ok(acc) => {
+                    self.next = end;
+                    self.advance_past(space, levels, level);
+                    return acc;
+                }
+                Err((acc, stopped_at)) => {
+                    self.next = stopped_at;
+                    return acc;
+                }
+            }
+        }
         let (mut acc, mut ia) = (init, first);
         loop {
             let addr = table.0 + ((ia >> 9) & 0xff8);
@@ -308,6 +335,49 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, A, M> 
             }
         }
     }
+}
+
+/// Folds the present entries of a last-level table held whole in `page`,
+/// from input address `first` to `end` (both in the table's 2 MiB): each
+/// one `page_of` maps, in order, until one it does not (`Err`, with the
+/// input address where it stopped). Groups of eight entries with none
+/// present (`present` clear in all) cost one test.
+#[inline]
+fn fold_page<B, T, E>(
+    page: &[u8; crate::walker::memory::PAGE],
+    (first, end): (u64, u64),
+    init: B,
+    mut page_of: impl FnMut(u64, u64) -> Option<T>,
+    present: u64,
+    f: &mut impl FnMut(B, Result<T, E>) -> B,
+) -> Result<B, (B, u64)> {
+    let base = first & !0x1f_ffff;
+    let index_of = |ia: u64| usize::try_from((ia >> 12) & 0x1ff).unwrap_or(0);
+    let (first_index, last_index) = (index_of(first), index_of(end));
+    let mut acc = init;
+    for (group, bytes) in page.chunks_exact(64).enumerate().skip(first_index / 8) {
+        if group * 8 > last_index {
+            break;
+        }
+        let mut words = [0_u64; 8];
+        for (word, entry) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            *word = entry.try_into().map_or(0, u64::from_le_bytes);
+        }
+        if words.iter().fold(0, |any, word| any | word) & present == 0 {
+            continue;
+        }
+        for (index, &raw) in (group * 8..).zip(&words) {
+            if index < first_index || index > last_index || raw & present == 0 {
+                continue;
+            }
+            let ia = base + ((index as u64) << 12);
+            match page_of(ia, raw) {
+                Some(mapping) => acc = f(acc, Ok(mapping)),
+                None => return Err((acc, ia)),
+            }
+        }
+    }
+    Ok(acc)
 }
 
 /// What enumeration yields: a leaf, or why a part of the tables is skipped.

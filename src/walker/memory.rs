@@ -15,13 +15,30 @@ pub trait PhysicalMemory {
     /// # Errors
     /// When the memory at `addr` cannot be read.
     fn read_u64(&self, addr: PhysAddr) -> Result<u64, Self::Error>;
+
+    /// The 4 KiB page at `addr` (4 KiB-aligned) as bytes, when the memory
+    /// holds it in one piece: enumeration then scans a table without a call
+    /// per entry. `None` (the default) means: read it entry by entry.
+    fn page(&self, addr: PhysAddr) -> Option<&[u8; PAGE]> {
+        let _ = addr;
+        None
+    }
 }
+
+/// Bytes in a page.
+pub const PAGE: usize = 4096;
 
 impl<M: PhysicalMemory + ?Sized> PhysicalMemory for &M {
     type Error = M::Error;
 
+    #[inline]
     fn read_u64(&self, addr: PhysAddr) -> Result<u64, Self::Error> {
         (**self).read_u64(addr)
+    }
+
+    #[inline]
+    fn page(&self, addr: PhysAddr) -> Option<&[u8; PAGE]> {
+        (**self).page(addr)
     }
 }
 
@@ -72,5 +89,16 @@ impl PhysicalMemory for ImageMemory<'_> {
                 addr,
                 image_len: self.bytes.len() as u64,
             })
+    }
+
+    #[inline]
+    fn page(&self, addr: PhysAddr) -> Option<&[u8; PAGE]> {
+        let start = usize::try_from(addr.0)
+            .ok()
+            .filter(|start| start % PAGE == 0)?;
+        self.bytes
+            .get(start..start.checked_add(PAGE)?)?
+            .try_into()
+            .ok()
     }
 }

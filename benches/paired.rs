@@ -13,8 +13,8 @@
 mod common;
 
 use std::hint::black_box;
-use std::time::Instant;
 
+use common::interleaved::Contender;
 use common::{BATCH, pointer_chase};
 use vmwalk::walker::VirtAddr;
 use x86_64::structures::paging::mapper::{Translate as _, TranslateResult};
@@ -28,9 +28,6 @@ fn rounds() -> usize {
         50_000
     }
 }
-
-/// One batch of a contender's work; returns a sum of what it computed.
-type Contender<'a> = Box<dyn Fn() -> u64 + 'a>;
 
 fn main() {
     // `cargo bench` runs every bench target with `--bench`: measure only when asked.
@@ -54,7 +51,7 @@ fn main() {
             sum.wrapping_add(pa)
         })
     };
-    let mut contenders: Vec<(&str, Contender<'_>)> = vec![
+    let contenders: Vec<(&str, Contender<'_>)> = vec![
         (
             "translate/vmwalk",
             Box::new(|| translate(black_box(&addresses))),
@@ -102,7 +99,7 @@ fn main() {
     assert_eq!(expected[0], expected[2], "the chase agrees");
     assert_eq!(expected[3], expected[4], "ranged and independent agree");
 
-    measure(&mut contenders);
+    measure(&contenders);
     arm64(&addresses, &plan);
 }
 
@@ -122,7 +119,7 @@ fn arm64(addresses: &[u64], plan: &[(u64, u32)]) {
             sum.wrapping_add(pa)
         })
     };
-    let mut contenders: Vec<(&str, Contender<'_>)> = vec![
+    let contenders: Vec<(&str, Contender<'_>)> = vec![
         (
             "arm64/translate/vmwalk",
             Box::new(|| translate(black_box(addresses))),
@@ -163,7 +160,7 @@ fn arm64(addresses: &[u64], plan: &[(u64, u32)]) {
     assert_eq!(expected[0], expected[1], "aarch64-paging agrees");
     assert_eq!(expected[0], expected[2], "the chase agrees");
     assert_eq!(expected[3], expected[4], "ranged and independent agree");
-    measure(&mut contenders);
+    measure(&contenders);
 }
 
 /// The `BATCH` heap pages of the ranged contenders, and the last byte.
@@ -182,22 +179,9 @@ fn chase(words: &[u64], root: u64, plan: &[(u64, u32)]) -> u64 {
 }
 
 /// Times the contenders in interleaved rounds; prints each one's median.
-fn measure(contenders: &mut [(&str, Contender<'_>)]) {
-    let rounds = rounds();
-    let mut times = vec![Vec::with_capacity(2 * rounds); contenders.len()];
-    for round in 0..2 * rounds {
-        contenders.rotate_left(1);
-        times.rotate_left(1);
-        for ((_, run), samples) in contenders.iter().zip(&mut times) {
-            let start = Instant::now();
-            black_box(run());
-            samples.push(start.elapsed().as_secs_f64() * 1e9 / f64::from(BATCH as u32));
-        }
-        black_box(round);
-    }
-    for ((name, _), samples) in contenders.iter().zip(&mut times) {
-        let samples = &mut samples[rounds..];
-        samples.sort_by(f64::total_cmp);
-        println!("{name} {:.3}", samples[samples.len() / 2]);
+fn measure(contenders: &[(&str, Contender<'_>)]) {
+    let medians = common::interleaved::medians(contenders, rounds(), BATCH);
+    for ((name, _), median) in contenders.iter().zip(medians) {
+        println!("{name} {median:.3}");
     }
 }

@@ -70,7 +70,7 @@ quietly() {
 }
 
 log "building"
-quietly "${cargo_bench[@]}" --bench walker --bench instructions --bench paired --no-run
+quietly "${cargo_bench[@]}" --bench walker --bench instructions --bench paired --bench memflow --no-run
 executable() {
     "${cargo_bench[@]}" --bench "$1" --no-run --message-format=json 2>/dev/null |
         python3 -c 'import json, sys
@@ -81,6 +81,7 @@ for line in sys.stdin:
 }
 instructions=$(executable instructions)
 paired=$(executable paired)
+memflow=$(executable memflow)
 # benches/dumps.rs runs the ptwalk binary: it needs the feature, and one
 # panic strategy for the binary and the bench (they share libvmwalk's file).
 dumps_bench=(--features ptwalk --config 'profile.bench.panic="unwind"' --bench dumps)
@@ -108,6 +109,9 @@ VMWALK_BENCH_EXPORT="$out" "${cargo_bench[@]}" --bench walker -- \
 
 log "interleaved ratios"
 "$paired" measure $rounds >"$out/paired.txt"
+
+log "memflow batches and page map, and the scan limit, interleaved"
+"$memflow" measure $rounds >"$out/memflow.txt"
 
 log "ptwalk on crash dumps and the raw image, interleaved"
 "$dumps" measure $rounds >"$out/dumps.txt"

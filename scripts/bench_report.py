@@ -35,6 +35,39 @@ def ns(value):
     return f"{value:,.1f} ns" if value < 10_000 else f"{value / 1e6:,.3f} ms"
 
 
+def memflow_rows(table, ratios, m):
+    """benches/memflow.rs: batches and the page map against memflow, and
+    enumeration against reading the tables it visits (ours / theirs: below
+    1.0 we are faster)."""
+    batch = []
+    for arch in ("x86_64", "aarch64"):
+        for n in (1, 64, 4096):
+            for order in ("shuffled", "sorted"):
+                key = f"memflow/{arch}/batch/{n}/{order}"
+                if f"{key}/vmwalk" not in m:
+                    continue
+                ours, theirs = m[f"{key}/vmwalk"], m[f"{key}/memflow"]
+                batch.append(ours / theirs)
+                label = f"{arch}: batch of {n}, {order}, per address" if (n, order) == (1, "shuffled") else f"{arch}: batch of {n}, {order}"
+                table.append((label, "vmwalk", ns(ours), "", ""))
+                table.append(("", "memflow virt_to_phys_iter", ns(theirs), "ours/memflow", f"{ours / theirs:.3f}"))
+    ratios["memflow_batch_ratio"] = max(batch)
+    maps = []
+    for arch in ("x86_64", "aarch64"):
+        ours, theirs = m[f"memflow/{arch}/map/vmwalk"], m[f"memflow/{arch}/map/memflow"]
+        maps.append(ours / theirs)
+        table.append((f"{arch}: every mapping, as runs", "vmwalk leaves().runs()", ns(ours), "", ""))
+        table.append(("", "memflow virt_translation_map", ns(theirs), "ours/memflow", f"{ours / theirs:.2f}"))
+    ratios["memflow_map_ratio"] = max(maps)
+    scans = []
+    for image in ("linux_la48", "windows_like"):
+        ours, limit = m[f"scan/{image}/enumerate"], m[f"scan/{image}/read_tables"]
+        scans.append(ours / limit)
+        table.append((f"{image}: scan limit, enumerate", "vmwalk", ns(ours), "", ""))
+        table.append(("", f"read its {m[f'scan/{image}/tables']:.0f} table pages", ns(limit), "ours/limit", f"{ours / limit:.2f}"))
+    ratios["scan_limit_ratio"] = max(scans)
+
+
 def dump_rows(table, ratios, dumps):
     """benches/dumps.rs: `ptwalk translate` on crash dumps over the raw image
     (whole commands, per address), then the walks alone through ptwalk's
@@ -62,6 +95,7 @@ def main():
     peers = dict(line.split("=", 1) for line in (out / "peers.txt").read_text().split())
     paired = {name: float(value) for name, value in (line.split() for line in (out / "paired.txt").read_text().splitlines())}
     dumps = {name: float(value) for name, value in (line.split() for line in (out / "dumps.txt").read_text().splitlines())}
+    memflow = {name: float(value) for name, value in (line.split() for line in (out / "memflow.txt").read_text().splitlines())}
 
     ratios = {}
     table = []
@@ -117,6 +151,7 @@ def main():
         table.append(("", label, ns(theirs), "speedup", f"{theirs / ours_tr:,.0f}x"))
 
     dump_rows(table, ratios, dumps)
+    memflow_rows(table, ratios, memflow)
 
     table.append(("callgrind, instructions per op", "vmwalk translate", f"{calls['vmwalk']:.1f}", "", ""))
     table.append(("(mixed image)", "x86_64 translate", f"{calls['x86_64']:.1f}", "ours/x86_64", f"{calls['vmwalk'] / calls['x86_64']:.2f}"))
@@ -151,7 +186,8 @@ def main():
           + f" vol3_speedup={ratios['vol3_speedup']:.0f} memprocfs_speedup={ratios['memprocfs_speedup']:.0f}"
           + f" dump_ratio={ratios['dump_ratio']:.2f}"
           + " " + " ".join(f"{k}={ratios[k]:.2f}" for k in ("arm64_limit_ratio", "arm64_range_ratio", "arm64_paging_ratio"))
-          + f" spaces_gbps={ratios['spaces_gbps']:.2f}")
+          + f" spaces_gbps={ratios['spaces_gbps']:.2f}"
+          + " " + " ".join(f"{k}={ratios[k]:.2f}" for k in ("memflow_batch_ratio", "memflow_map_ratio", "scan_limit_ratio")))
     return 0 if all(got == want for _, got, want in checks) else 1
 
 

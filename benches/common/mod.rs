@@ -112,6 +112,8 @@ impl Drop for AlignedImage {
     }
 }
 
+pub mod interleaved;
+
 #[path = "../../tests/model/rng.rs"]
 mod rng;
 pub use rng::Rng;
@@ -134,6 +136,16 @@ impl Machine {
     /// redrawn), then a random byte in it. Leaves that `skip` rejects are
     /// never drawn.
     pub fn random_addresses(&self, percent: [u64; 3], skip: impl Fn(u64) -> bool) -> Vec<u64> {
+        self.random_addresses_of(BATCH, percent, skip)
+    }
+
+    /// [`Self::random_addresses`], `count` of them.
+    pub fn random_addresses_of(
+        &self,
+        count: usize,
+        percent: [u64; 3],
+        skip: impl Fn(u64) -> bool,
+    ) -> Vec<u64> {
         let by_size: Vec<Vec<u64>> = [1 << 12, 1 << 21, 1 << 30]
             .iter()
             .map(|&size| {
@@ -145,8 +157,8 @@ impl Machine {
             })
             .collect();
         let mut rng = Rng(0x5eed_0000_0000_0001);
-        let mut out = Vec::with_capacity(BATCH);
-        while out.len() < BATCH {
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
             let roll = rng.below(100);
             let class = if roll < percent[0] {
                 0
@@ -315,6 +327,84 @@ pub fn mixed() -> Machine {
         paging: Paging::new(root, PagingMode::FourLevel),
         leaves: b.leaves,
     }
+}
+
+/// A 4-level address space shaped like a Windows process's, scattered
+/// over 64 MiB: the self-map at PML4 index 0x1ed (so enumeration also
+/// lists the paging structures, as on Windows), the kernel image in 2 MiB
+/// pages, the PFN database and the paged pool as 4 KiB pages a few to a
+/// page table (as pool allocations are spread), and a user image, heap and
+/// stack. Its sparse tables make enumeration read many entries a leaf.
+pub fn windows_like() -> Machine {
+    let mut b = Builder::new(16 * 1024);
+    let root = b.table();
+    let self_map = root | PRESENT | WRITABLE | ACCESSED | DIRTY | NO_EXECUTE;
+    b.image.write_u64(root + 8 * 0x1ed, self_map);
+    let user_data = PRESENT | WRITABLE | USER | DIRTY | NO_EXECUTE;
+    let user_code = PRESENT | USER;
+    let kernel_data = PRESENT | WRITABLE | DIRTY | GLOBAL | NO_EXECUTE;
+    let kernel_code = PRESENT | GLOBAL;
+    b.map(root, 0x7ff6_c000_0000, 4096, 512, user_code); // the program
+    b.map(root, 0x7ffe_1230_0000, 4096, 1024, user_code); // ntdll, kernel32
+    b.map(root, 0x00a0_0000_0000 - 64 * 4096, 4096, 64, user_data); // a stack
+    for i in 0..2048 {
+        b.map(root, 0x01d0_0000_0000 + i * 3 * 4096, 4096, 1, user_data); // heap
+    }
+    b.map(root, 0xffff_f800_0000_0000, 2 << 20, 16, kernel_code); // ntoskrnl, hal
+    for i in 0..4096 {
+        b.map(
+            root,
+            0xffff_a000_0000_0000 + i * 37 * 4096,
+            4096,
+            1,
+            kernel_data,
+        ); // PFN database
+    }
+    for i in 0..8192 {
+        b.map(
+            root,
+            0xffff_c000_0000_0000 + i * 0x2_3000,
+            4096,
+            1,
+            kernel_data,
+        ); // paged pool
+    }
+    let memory = b.image.memory();
+    let paging = Paging::new(root, PagingMode::FourLevel);
+    let leaves = paging
+        .leaves(&memory)
+        .map(|leaf| leaf.expect("a usable leaf"))
+        .map(|m| (m.va.0, m.size.bytes()))
+        .collect();
+    Machine {
+        name: "windows_like",
+        image: b.image,
+        paging,
+        leaves,
+    }
+}
+
+/// The top-level table page of every table visit a walk over all of
+/// `machine`'s present entries makes, in visit order (a table reached
+/// twice counts twice): the pages enumeration reads, found without the
+/// walker (the scan limit's reference).
+pub fn visited_tables(machine: &Machine) -> Vec<u64> {
+    fn visit(image: &AlignedImage, table: u64, level: u32, out: &mut Vec<u64>) {
+        let start = usize::try_from(table / 8).expect("address");
+        let Some(entries) = image.words().get(start..start + 512) else {
+            return; // outside the image: enumeration reports a failed read
+        };
+        out.push(table);
+        for &entry in entries {
+            let leaf = level == 1 || (level <= 3 && entry & PAGE_SIZE != 0);
+            if entry & PRESENT != 0 && !leaf {
+                visit(image, entry & ADDR_MASK, level - 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    visit(&machine.image, machine.paging.root().0, 4, &mut out);
+    out
 }
 
 /// A committed Linux-guest fixture (format: `tests/fixtures/mod.rs`) as a

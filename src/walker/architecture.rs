@@ -23,20 +23,6 @@ pub enum Step {
     Leaf(PageSize, PhysAddr),
 }
 
-/// The one-mask tests of a last-level entry that enumeration runs on every
-/// entry of a page table, without calling [`Architecture::step`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PageTest {
-    /// An entry with none of these bits set is not present (invalid).
-    pub present: u64,
-    /// A usable 4 KiB leaf has exactly `usable_value` in these bits...
-    pub usable_mask: u64,
-    /// ...and this value there.
-    pub usable_value: u64,
-    /// Its page's physical address bits.
-    pub frame: u64,
-}
-
 /// A leaf's extent: what enumeration and ranged translation need of it.
 pub trait Leaf {
     /// Virtual address of its first byte.
@@ -95,7 +81,8 @@ pub trait Architecture: Copy + fmt::Debug + Eq {
     /// The fault its base register raises.
     fn root<E>(&self, space: Self::Space) -> Result<PhysAddr, Self::FaultKind<E>>;
 
-    /// Where `entry` at `level` leads.
+    /// Where `entry` at `level` leads. An entry with bit 0 clear is not
+    /// present (x86-64) or invalid (ARM64): enumeration skips it unread.
     ///
     /// # Errors
     /// Why the walk stops at it (not present, a reserved bit...).
@@ -140,7 +127,4 @@ pub trait Architecture: Copy + fmt::Debug + Eq {
 
     /// The virtual address of input address `ia` in `space`.
     fn va(&self, space: Self::Space, ia: u64) -> VirtAddr;
-
-    /// The last level's one-mask tests.
-    fn page_test(&self) -> PageTest;
 }

@@ -54,7 +54,7 @@ mod walk;
 pub mod x86_64;
 
 pub use address::{PageSize, PhysAddr, VirtAddr};
-pub use architecture::{Architecture, Leaf, PageTest, Step};
+pub use architecture::{Architecture, Leaf, Step};
 pub use enumerate::{Leaves, Runs};
 pub use fault::{Fault, Translation};
 pub use memory::{ImageMemory, OutsideImage, PhysicalMemory};

@@ -7,7 +7,7 @@ use super::fault::FaultKind;
 use super::outcome::Leaves;
 use super::registers::{Paging, VaRange, mask};
 use super::translate::{Access, Mapping, TableRestrictions};
-use crate::walker::architecture::{Architecture, PageTest, Step};
+use crate::walker::architecture::{Architecture, Step};
 use crate::walker::merge;
 use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr};
 
@@ -133,17 +133,6 @@ impl Architecture for Paging {
         match range {
             VaRange::Lower => VirtAddr(ia),
             VaRange::Upper => VirtAddr(ia | (u64::MAX << self.range(range).va_bits)),
-        }
-    }
-
-    #[inline]
-    fn page_test(&self) -> PageTest {
-        PageTest {
-            present: Descriptor::VALID,
-            // A page (bits 1:0 = 0b11) whose address is inside the PA size.
-            usable_mask: 0b11 | (mask(0, 47) & !mask(0, self.pa_bits() - 1)),
-            usable_value: 0b11,
-            frame: mask(12, 47),
         }
     }
 }

@@ -7,7 +7,7 @@ use super::level::Level;
 use super::outcome::Leaves;
 use super::registers::Paging;
 use super::translate::{Access, Mapping, PresentKind};
-use crate::walker::architecture::{Architecture, PageTest, Step};
+use crate::walker::architecture::{Architecture, Step};
 use crate::walker::merge;
 use crate::walker::{PageSize, PhysAddr, PhysicalMemory, VirtAddr};
 
@@ -141,16 +141,6 @@ impl Architecture for Paging {
     #[inline]
     fn va(&self, (): (), ia: u64) -> VirtAddr {
         VirtAddr(self.mode().canonicalize(ia))
-    }
-
-    #[inline]
-    fn page_test(&self) -> PageTest {
-        PageTest {
-            present: PageTableEntry::PRESENT,
-            usable_mask: self.reserved_in_every_entry() | PageTableEntry::PRESENT,
-            usable_value: PageTableEntry::PRESENT,
-            frame: address_mask(12, self.max_phys_bits),
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! benchmark's images, address for address; where it cannot, the test
 //! names why and checks that the difference is exactly that:
 //!
-//! - AArch64: memflow sign-extends bit 47 as on x86-64 and takes no
+//! - `AArch64`: memflow sign-extends bit 47 as on x86-64 and takes no
 //!   `TCR_EL1`, so with 48-bit ranges (T0SZ = T1SZ = 16) it refuses
 //!   `[2^47, 2^64 - 2^47)`, which both TTBRs translate.
 //! - Large pages: memflow ORs the leaf's bits 12 and up into the address

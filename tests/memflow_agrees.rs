@@ -151,7 +151,7 @@ fn aarch64_memflow_gives_our_answer_inside_its_two_47_bit_halves_and_refuses_the
     );
 }
 
-/// One 2 MiB page at VA 0x20_0000 from a PD entry `pde`; PML4 0x1000,
+/// One 2 MiB page at VA `0x20_0000` from a PD entry `pde`; PML4 0x1000,
 /// PDPT 0x2000, PD 0x3000.
 fn one_large_page(pde: u64) -> Vec<u8> {
     let mut image = vec![0_u8; 0x4000];

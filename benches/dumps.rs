@@ -16,6 +16,8 @@ mod crash_dump;
 mod dump_writer;
 #[path = "../tests/fixtures/mod.rs"]
 mod fixtures;
+#[path = "../src/bin/ptwalk/format.rs"]
+mod format;
 #[allow(dead_code, reason = "the bench uses the image reader only")]
 #[path = "../src/bin/ptwalk/image.rs"]
 mod image;

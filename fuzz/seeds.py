@@ -3,8 +3,10 @@ images holding a full chain of tables (4- and 5-level) with 4K, 2M and 1G
 leaves, so libFuzzer starts from deep walks instead of having to discover the
 layout; `seeds.py --aarch64 DIR` for `walk_aarch64`, the same idea with
 AArch64 descriptors through both TTBRs; `seeds.py --images DIR` for `images`: the same tables as a raw image,
-an ELF core, a full and a bitmap crash dump (layouts: see
-tests/crash_dump/mod.rs), each after the target's options byte."""
+an ELF core, a QEMU ELF core with two vCPUs' notes (layout: see
+tests/qemu_core/mod.rs), full and bitmap crash dumps of x64 and ARM64
+machines (layouts: see tests/crash_dump/mod.rs), each after the target's
+options byte; and one file of each kind ptwalk refuses (src/bin/ptwalk/format.rs)."""
 
 import random
 import struct
@@ -79,11 +81,53 @@ def elf_core(memory):
     return header + load + memory
 
 
-def dump_header(dump_type, runs=()):
-    """A DUMP_HEADER64 with CR3 0x1000; `runs` for a full dump."""
+def qemu_core(memory, vcpus):
+    """An x86-64 ELF core as QEMU writes it: a PT_NOTE of one CORE note per
+    vCPU, then one QEMU note (QEMUCPUState version 1) per vCPU, then a
+    PT_LOAD of `memory` at physical 0. `vcpus`: (cr3, cr4, cs selector)."""
+    def note(name, n_type, desc):
+        name = name + b"\0"
+        pad = lambda b: b + bytes(-len(b) % 4)
+        return struct.pack("<III", len(name), len(desc), n_type) + pad(name) + pad(desc)
+
+    notes = b"".join(note(b"CORE", 1, struct.pack("<32xI", i + 1) + bytes(0x150 - 36)) for i in range(len(vcpus)))
+    for cr3, cr4, cs in vcpus:
+        state = bytearray(0x1B8)
+        struct.pack_into("<II", state, 0, 1, 0x1B8)
+        struct.pack_into("<I", state, 0x98, cs)
+        struct.pack_into("<5Q", state, 0x188, 0x80050033, 0, 0, cr3, cr4)
+        notes += note(b"QEMU", 0, bytes(state))
+    header = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    header += struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 64, 0, 0, 64, 56, 2, 0, 0, 0)
+    notes_at = 64 + 2 * 56
+    load_at = notes_at + len(notes)
+    phdrs = struct.pack("<IIQQQQQQ", 4, 0, notes_at, 0, 0, len(notes), len(notes), 0)
+    phdrs += struct.pack("<IIQQQQQQ", 1, 7, load_at, 0, 0, len(memory), len(memory), 0)
+    return header + phdrs + notes + memory
+
+
+def refused():
+    """One file of each kind ptwalk names and refuses."""
+    elf_exec = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9) + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0, 0, 0, 0, 64, 56, 0, 0, 0, 0)
+    triage = bytearray(dump_header(4))
+    return {
+        "minidump": b"MDMP" + struct.pack("<III", 0xA793, 3, 0x20) + bytes(4080),
+        "dump32": b"PAGEDUMP" + bytes(0x1000),
+        "triage": bytes(triage) + bytes(0x1000),
+        "i386-dump": dump_header(1, [(0, 1)], machine=0x14C) + bytes(4096),
+        "elf-exec": elf_exec + bytes(4096),
+        "hibr": b"HIBR" + bytes(4092),
+        "vmss": struct.pack("<III", 0xBED3BED3, 0, 1) + b"memory".ljust(64, b"\0") + bytes(16),
+    }
+
+
+def dump_header(dump_type, runs=(), machine=0x8664):
+    """A DUMP_HEADER64 with DirectoryTableBase 0x1000 of `machine`
+    (MachineImageType 0x8664 or 0xAA64); `runs` for a full dump."""
     header = bytearray(b"PAGE" * (0x2000 // 4))
     header[4:8] = b"DU64"
     struct.pack_into("<QQQ", header, 0x10, 0x1000, 0, 0)
+    struct.pack_into("<II", header, 0x30, machine, 1)
     struct.pack_into("<Q", header, 0x80, 0)
     struct.pack_into("<IQ", header, 0x88, len(runs), sum(count for _, count in runs))
     for n, (base, count) in enumerate(runs):
@@ -92,18 +136,18 @@ def dump_header(dump_type, runs=()):
     return bytes(header)
 
 
-def full_dump(memory):
+def full_dump(memory, machine=0x8664):
     pages = len(memory) // 4096
-    return dump_header(1, [(0, pages)]) + memory
+    return dump_header(1, [(0, pages)], machine) + memory
 
 
-def bitmap_dump(memory):
+def bitmap_dump(memory, machine=0x8664):
     pages = len(memory) // 4096
     bitmap = bytes([0xFF]) * (pages // 8) + (bytes([(1 << (pages % 8)) - 1]) if pages % 8 else b"")
     first_page = 0x2000 + 0x38 + len(bitmap)
     first_page = (first_page + 4095) & ~4095
     bmp = b"SDMPDUMP" + bytes(0x18) + struct.pack("<QQQ", first_page, pages, pages) + bitmap
-    return dump_header(5) + bmp + bytes(first_page - 0x2000 - len(bmp)) + memory
+    return dump_header(5, (), machine) + bmp + bytes(first_page - 0x2000 - len(bmp)) + memory
 
 
 def main():
@@ -124,10 +168,17 @@ def main():
             (out / f"seed-{n}").write_bytes(walk_seed)
             continue
         memory = walk_seed[-PAGES * 4096:]
-        options = bytes([walk_seed[0] & 1])
-        for kind, file in (("raw", memory), ("elf", elf_core(memory)), ("full", full_dump(memory)),
-                           ("bitmap", bitmap_dump(memory))):
+        la57 = walk_seed[0] & 1
+        options = bytes([la57 | (n % 4) << 1])  # bits 1-2: no vCPU asked, or vCPU 0, 1, 2
+        cr4 = 0x6F0 | la57 << 12
+        vcpus = [(0x1000, cr4, 0x10), (0x2000 | rng.randrange(4096), cr4, 0x33)]
+        for kind, file in (("raw", memory), ("elf", elf_core(memory)), ("qemu", qemu_core(memory, vcpus)),
+                           ("full", full_dump(memory)), ("bitmap", bitmap_dump(memory)),
+                           ("full-arm64", full_dump(memory, 0xAA64)), ("bitmap-arm64", bitmap_dump(memory, 0xAA64))):
             (out / f"seed-{kind}-{n}").write_bytes(options + file)
+    if images:
+        for kind, file in refused().items():
+            (out / f"seed-refused-{kind}").write_bytes(bytes([0]) + file)
 
 
 main()

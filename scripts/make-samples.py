@@ -2,8 +2,9 @@
 x64 address space as a raw physical image and as a bitmap kernel crash dump
 (layout: tests/crash_dump/mod.rs); samples/tiny-kernel.dmp, the same dump
 without the user pages (0x5000-0x7000, 0x9000), as a kernel dump leaves them
-out; and samples/tiny-arm64.raw, the same mappings as Windows on ARM64 lays
-them out, for the `ptwalk` examples of the README and docs/walker.md.
+out; samples/tiny-arm64.raw, the same mappings as Windows on ARM64 lays
+them out, and samples/tiny-arm64.dmp, that image as an ARM64 bitmap dump; for
+the `ptwalk` examples of the README and docs/walker.md.
 Deterministic; run from the repository root. It prints what each example
 address must translate to, from the tables it wrote (the README's oracle).
 
@@ -90,14 +91,17 @@ EXPECTED = [
 ]
 
 
-def dump(raw, present=None):
+def dump(raw, present=None, machine=0x8664):
     """A bitmap kernel crash dump (DumpType 5) holding the pages of `raw`
-    numbered in `present` (default: every page)."""
+    numbered in `present` (default: every page), of an x64 (MachineImageType
+    0x8664) or ARM64 (0xAA64) machine; DirectoryTableBase is 0x1000 for both
+    (on ARM64, TTBR0_EL1 without its ASID; TTBR1_EL1 is 0x800 above it)."""
     header = bytearray(b"PAGE" * (0x2000 // 4))
     header[4:8] = b"DU64"
     struct.pack_into("<II", header, 8, 0xF, 19041)
     struct.pack_into("<QQQ", header, 0x10, 0x1000, 0, 0)  # DirectoryTableBase, PfnDataBase, PsLoadedModuleList
     struct.pack_into("<QQ", header, 0x20, 0, 0)            # PsLoadedModuleList, PsActiveProcessHead
+    struct.pack_into("<II", header, 0x30, machine, 1)      # MachineImageType; NumberProcessors
     struct.pack_into("<Q", header, 0x80, 0)                # KdDebuggerDataBlock
     struct.pack_into("<I", header, 0xF98, 5)               # DumpType: bitmap
     pages = len(raw) // PAGE
@@ -116,6 +120,7 @@ def main():
     (out / "tiny.dmp").write_bytes(dump(memory))
     (out / "tiny-kernel.dmp").write_bytes(dump(memory, present=[1, 2, 3, 4, 8]))
     (out / "tiny-arm64.raw").write_bytes(arm64)
+    (out / "tiny-arm64.dmp").write_bytes(dump(arm64, machine=0xAA64))
     for va, pa in EXPECTED:
         print("0x%x %s" % (va, "0x%x" % pa if pa is not None else "-"))
 

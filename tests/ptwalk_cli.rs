@@ -675,7 +675,15 @@ fn crash_dumps_translate_as_qemu_did_with_cr3_from_the_header() {
                 "{name} {}: {output:?}",
                 dump.display()
             );
-            assert!(output.stderr.is_empty(), "{output:?}");
+            // Where CR3 came from, in one line (and nothing else on stderr).
+            assert_eq!(
+                String::from_utf8_lossy(&output.stderr),
+                format!(
+                    "ptwalk: CR3 {:#x} from the crash dump header (DirectoryTableBase)\n",
+                    guest.cr3
+                ),
+                "{output:?}"
+            );
             assert_eq!(stdout(&output), qemu, "{name}: {}", dump.display());
         }
     }
@@ -696,7 +704,17 @@ fn dump_and_explain_on_crash_dumps_match_the_raw_image() {
         let output = ptwalk_on("dump", dump, true, None, &[]);
         assert!(output.status.success(), "{output:?}");
         assert_eq!(output.stdout, raw.stdout, "{}", dump.display());
-        assert_eq!(output.stderr, raw.stderr, "{}", dump.display());
+        // The raw image's stderr, after the line saying where CR3 came from.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let (first, rest) = stderr.split_once('\n').unwrap();
+        assert_eq!(
+            first,
+            format!(
+                "ptwalk: CR3 {:#x} from the crash dump header (DirectoryTableBase)",
+                guest.cr3
+            )
+        );
+        assert_eq!(rest.as_bytes(), raw.stderr, "{}", dump.display());
         let explained = ptwalk_on("translate", dump, true, None, &explain);
         assert_eq!(explained.stdout, raw_explained.stdout, "{}", dump.display());
     }
@@ -843,16 +861,23 @@ fn bad_crash_dumps_get_one_line_and_a_nonzero_exit() {
         &bitmap[..bitmap.len() - PAGE],
         "truncated",
     );
-    // `PAGE` but not `DU64`; a 32-bit dump; a type kdmp-parser does not read.
+    // `PAGE` but not `DU64`; a type kdmp-parser does not read (2, a
+    // summary dump: 32-bit and triage dumps are named in
+    // tests/ptwalk_wrong_inputs.rs); a machine ptwalk does not walk
+    // (0x14c: IMAGE_FILE_MACHINE_I386).
     let mut bad = full.clone();
     bad[4..8].copy_from_slice(b"XX64");
     check("signature.dmp", &bad, "valid dump looks wrong");
-    let mut old = full.clone();
-    old[4..8].copy_from_slice(b"DUMP");
-    check("32bit.dmp", &old, "32-bit crash dump");
-    let mut triage = full.clone();
-    crash_dump::put_u32(&mut triage, crash_dump::DUMP_TYPE, 4);
-    check("triage.dmp", &triage, "unsupported dump type 0x4");
+    let mut summary = full.clone();
+    crash_dump::put_u32(&mut summary, crash_dump::DUMP_TYPE, 2);
+    check("summary.dmp", &summary, "unsupported dump type 0x2");
+    let mut i386 = full.clone();
+    crash_dump::put_u32(&mut i386, crash_dump::MACHINE_IMAGE_TYPE, 0x14c);
+    check(
+        "i386.dmp",
+        &i386,
+        "its MachineImageType (at 0x30) is 0x14c, neither x64's 0x8664 nor ARM64's 0xAA64",
+    );
     // A bitmap that claims every page of 64 TiB, and a run of 2^40 pages, in
     // small files: refused before anything builds a map of them.
     let mut claims = bitmap;

@@ -5,7 +5,10 @@ Boots a Debian kernel with a static-busybox initramfs twice (4-level, and 5-leve
 with PTI and a 1 GiB page in the direct map), pauses it with a user process
 current, and compares `ptwalk` on the guest's RAM with the monitor:
 `ptwalk translate` against `gva2gpa` for a few thousand addresses, and
-`ptwalk dump` against `info tlb` (byte-identical). Exits non-zero on any
+`ptwalk dump` against `info tlb` (byte-identical), on the RAM file and on
+QEMU's `dump-guest-memory` ELF core; and on that core, `ptwalk translate`
+without `--cr3` (CR3 and CR4 read from the core's QEMU note for vCPU 0)
+against the same with `--cr3`/`--la57`. Exits non-zero on any
 disagreement. With --write-fixtures it also writes tests/fixtures/linux-*.fixture.gz
 (only the page-table pages reachable from CR3, plus the oracle's answers).
 
@@ -40,8 +43,8 @@ PTWALK_BUILD = ["cargo", "build", "--release", "--quiet", "--features", "ptwalk"
 # from `max`, which has LA57, pdpe1gb and gets PTI forced on. With KASLR, a
 # 3 GiB guest got no 1 GiB page (DirectMap1G: 0 kB); with nokaslr it has one.
 GUESTS = {
-    "la48": dict(cpu="qemu64", mem_mib=512, append="no5lvl", pti=False, gbpage=False, elf=True),
-    "la57": dict(cpu="max", mem_mib=3072, append="pti=on nokaslr", pti=True, gbpage=True, elf=False),
+    "la48": dict(cpu="qemu64", mem_mib=512, append="no5lvl", pti=False, gbpage=False),
+    "la57": dict(cpu="max", mem_mib=3072, append="pti=on nokaslr", pti=True, gbpage=True),
 }
 
 # /init: a process busy in the kernel (dd: clearing its user buffer) and one busy
@@ -328,6 +331,36 @@ def check_walker(exe, image, regs, la57, answers, tlb, label):
     return bad
 
 
+def check_core_registers(exe, core, regs, la57, answers, label):
+    """`ptwalk translate` on QEMU's core with no register option must print
+    what it prints with `--cr3` (and `--la57`) from `info registers`, and say
+    on stderr that CR3 and the paging mode came from vCPU 0's QEMU note (the
+    guest has one vCPU); returns the number of disagreements."""
+    vas = [f"0x{va:x}" for _, va, _ in answers]
+    base = ["--image", str(core), "--maxphyaddr", str(regs["PHYS"])]
+    given = [*base, "--cr3", f"{regs['CR3']:x}", *(["--la57"] if la57 else [])]
+    levels = 5 if la57 else 4
+    want = (f"ptwalk: CR3 0x{regs['CR3']:x} and {levels}-level paging from the core's QEMU note "
+            f"for vCPU 0 (CR4 0x{regs['CR4']:x})")
+    if regs["CPL"] == 3:
+        want += ("; that vCPU was in user mode (CPL 3): under KPTI its CR3 is the user-only table, "
+                 "which maps little of the kernel (--cpu N for another vCPU, or --cr3)")
+    bad = 0
+    for i in range(0, len(vas), 1000):
+        chunk = vas[i:i + 1000]
+        with_flags = ptwalk(exe, ["translate", *given, *chunk])
+        r = subprocess.run([str(exe), "translate", *base, *chunk], capture_output=True, text=True)
+        said = r.stderr.splitlines()[:1]
+        if r.returncode or r.stdout != with_flags or said != [want]:
+            bad += 1
+            log(f"  DISAGREE {label}: translate without --cr3 (exit {r.returncode}, stderr "
+                f"{r.stderr.strip()[:300]!r}) differs from --cr3 0x{regs['CR3']:x}")
+            break
+    if not bad:
+        log(f"  {label}: translate without --cr3 == with it ({len(vas)} addresses); {said[0]}")
+    return bad
+
+
 def fixture_bytes(regs, pages, answers, tlb):
     """Header lines, then per page its u64 LE address and 512 delta-coded entries,
     then the oracle's answers (format documented in tests/linux_fixtures.rs)."""
@@ -398,13 +431,14 @@ def run_guest(name, cfg, vmlinuz, initrd, tmp, exe, write_fixtures, rng):
                 log(f"  WARNING {label}: info tlb has {len(tlb.splitlines())} lines, "
                     f"the Python walk {len(leaves)} leaves")
             bad += check_walker(exe, g.ram, regs, la57, answers, tlb, label)
-            if cfg["elf"]:  # the ELF-core input too (small guest only: it writes all RAM)
-                core = Path(f"{g.ram}.core")
-                try:
-                    g.qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{core}")
-                    bad += check_walker(exe, core, regs, la57, answers, tlb, label + " ELF core")
-                finally:
-                    core.unlink(missing_ok=True)
+            # The ELF-core input too: as large as the guest's RAM, in /dev/shm.
+            core = Path(f"{g.ram}.core")
+            try:
+                g.qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{core}")
+                bad += check_walker(exe, core, regs, la57, answers, tlb, label + " ELF core")
+                bad += check_core_registers(exe, core, regs, la57, answers, label + " ELF core")
+            finally:
+                core.unlink(missing_ok=True)
             # The fixture: its pages alone, as a sparse image, must give the same answers.
             sub = fixture_subset(answers)
             sparse = tmp / f"{name}-{kind}.sparse"

@@ -8,11 +8,22 @@
 //! - `DUMP_HEADER64`, Microsoft's Win32 metadata as windows-docs-rs prints it
 //!   (`windows::Win32::System::Diagnostics::Debug::DUMP_HEADER64`): the
 //!   signature `PAGE` and `DU64`, `DirectoryTableBase` at 0x10,
-//!   `PsLoadedModuleList` at 0x20, `KdDebuggerDataBlock` at 0x80,
+//!   `PsLoadedModuleList` at 0x20, `MachineImageType` at 0x30
+//!   (`IMAGE_FILE_MACHINE_AMD64` 0x8664, `IMAGE_FILE_MACHINE_ARM64` 0xAA64, as
+//!   in winnt.h) and `NumberProcessors` at 0x34, `KdDebuggerDataBlock` at 0x80,
 //!   `PhysicalMemoryBlock` (`PHYSICAL_MEMORY_DESCRIPTOR64`: `NumberOfRuns`
 //!   u32, `NumberOfPages` u64 at +8, runs of `BasePage`/`PageCount` u64 from
-//!   +0x10) at 0x88, 700 bytes, `DumpType` at 0xf98; the header is 0x2000
-//!   bytes, and Windows fills what it does not use with `PAGE`.
+//!   +0x10) at 0x88, 700 bytes, `ContextRecord` at 0x348 (3000 bytes),
+//!   `DumpType` at 0xf98; the header is 0x2000 bytes, and Windows fills what
+//!   it does not use with `PAGE`.
+//! - An ARM64 dump's `ContextRecord` is an `ARM64_NT_CONTEXT` (Microsoft's
+//!   winnt.h documentation): `ContextFlags` u32 (`CONTEXT_ARM64` 0x400000 |
+//!   control, integer, floating point: 0x400007), `Cpsr` u32 at +4, `X0`..`X28`
+//!   from +8, `Fp` +0xf0, `Lr` +0xf8, `Sp` +0x100, `Pc` +0x108. Its
+//!   `DirectoryTableBase` is the top-level table both TTBRs point into:
+//!   `TTBR0_EL1` without the ASID, `TTBR1_EL1` 0x800 above it (C. McGarr,
+//!   "ARM64 Windows internals: the basics"; M. Suiche's SMBaloo README shows
+//!   `Ttbr0_El1` 0x400000800a9000 and `Ttbr1_El1` 0x400000800a9800).
 //! - The bitmap header at 0x2000: rizin's `librz/bin/format/dmp/dmp_specs.h`
 //!   (`dmp_bmp_header`) and Rekall's `plugins/overlays/windows/crashdump.py`:
 //!   `SDMP` (or `FDMP`) and `DUMP`, `FirstPage` (file offset of the first
@@ -20,6 +31,10 @@
 //!   bitmap) at +0x30, the bitmap from +0x38; present pages follow in
 //!   physical order.
 #![allow(dead_code, reason = "each crate that includes this uses a part")]
+#![allow(
+    clippy::doc_markdown,
+    reason = "authors' and projects' names (McGarr, SMBaloo)"
+)]
 
 use std::collections::BTreeMap;
 
@@ -27,9 +42,11 @@ pub const PAGE: usize = 4096;
 pub const HEADER_SIZE: usize = 0x2000;
 pub const DIRECTORY_TABLE_BASE: usize = 0x10;
 pub const PS_LOADED_MODULE_LIST: usize = 0x20;
+pub const MACHINE_IMAGE_TYPE: usize = 0x30;
 pub const KD_DEBUGGER_DATA_BLOCK: usize = 0x80;
 pub const PHYSICAL_MEMORY_BLOCK: usize = 0x88;
 pub const PHYSICAL_MEMORY_BLOCK_SIZE: usize = 700;
+pub const CONTEXT_RECORD: usize = 0x348;
 pub const DUMP_TYPE: usize = 0xf98;
 pub const DUMP_TYPE_FULL: u32 = 1;
 pub const DUMP_TYPE_BITMAP: u32 = 5;
@@ -48,19 +65,51 @@ pub fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
     bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }
 
-/// A `DUMP_HEADER64` of `dump_type`, CR3 `cr3`, and every other field as
-/// Windows leaves an unused one: `PAGE`.
+/// The machine a dump was written on.
+#[derive(Clone, Copy)]
+pub enum Machine {
+    /// x64: `IMAGE_FILE_MACHINE_AMD64`.
+    Amd64,
+    /// ARM64: `IMAGE_FILE_MACHINE_ARM64`.
+    Arm64,
+}
+
+/// A `DUMP_HEADER64` of an x64 machine, of `dump_type`, CR3 `cr3`, and
+/// every other field as Windows leaves an unused one: `PAGE`.
 pub fn header(cr3: u64, dump_type: u32) -> Vec<u8> {
+    header_on(Machine::Amd64, cr3, dump_type)
+}
+
+/// A `DUMP_HEADER64` of `machine`, of `dump_type`, `DirectoryTableBase`
+/// `directory_table_base`, a context record of that machine, and every other
+/// field as Windows leaves an unused one: `PAGE`.
+pub fn header_on(machine: Machine, directory_table_base: u64, dump_type: u32) -> Vec<u8> {
     let mut header = b"PAGE".repeat(HEADER_SIZE / 4);
     header[4..8].copy_from_slice(b"DU64");
     put_u32(&mut header, 8, 0xf); // MajorVersion: a free build
-    put_u32(&mut header, 0xc, 19041); // MinorVersion: the build number
-    put_u64(&mut header, DIRECTORY_TABLE_BASE, cr3);
+    put_u64(&mut header, DIRECTORY_TABLE_BASE, directory_table_base);
     put_u64(&mut header, PS_LOADED_MODULE_LIST, 0);
     put_u64(&mut header, KD_DEBUGGER_DATA_BLOCK, 0);
-    put_u32(&mut header, 0x30, 0x8664); // MachineImageType: AMD64
     put_u32(&mut header, 0x34, 1); // NumberProcessors
     put_u32(&mut header, DUMP_TYPE, dump_type);
+    let context = CONTEXT_RECORD;
+    match machine {
+        Machine::Amd64 => {
+            put_u32(&mut header, 0xc, 19041); // MinorVersion: the build number
+            put_u32(&mut header, MACHINE_IMAGE_TYPE, 0x8664);
+        }
+        Machine::Arm64 => {
+            put_u32(&mut header, 0xc, 22631); // Windows 11 23H2
+            put_u32(&mut header, MACHINE_IMAGE_TYPE, 0xaa64);
+            // ARM64_NT_CONTEXT: control, integer and floating-point registers
+            // of a processor in EL1 (Cpsr: EL1h, interrupts masked) in the kernel.
+            header[context..context + 0x390].fill(0);
+            put_u32(&mut header, context, 0x0040_0007);
+            put_u32(&mut header, context + 4, 0x3c5);
+            put_u64(&mut header, context + 0x100, 0xffff_f780_1234_5f00); // Sp
+            put_u64(&mut header, context + 0x108, 0xffff_f800_0020_3450); // Pc
+        }
+    }
     header
 }
 
@@ -68,7 +117,17 @@ pub fn header(cr3: u64, dump_type: u32) -> Vec<u8> {
 /// run pages absent from `pages` are written as zeros; pages outside every
 /// run are left out (holes).
 pub fn full(cr3: u64, pages: &Pages, runs: &[(u64, u64)]) -> Vec<u8> {
-    let mut dump = header(cr3, DUMP_TYPE_FULL);
+    full_on(Machine::Amd64, cr3, pages, runs)
+}
+
+/// [`full`], of `machine`.
+pub fn full_on(
+    machine: Machine,
+    directory_table_base: u64,
+    pages: &Pages,
+    runs: &[(u64, u64)],
+) -> Vec<u8> {
+    let mut dump = header_on(machine, directory_table_base, DUMP_TYPE_FULL);
     let block = PHYSICAL_MEMORY_BLOCK;
     assert!(
         16 + runs.len() * 16 <= PHYSICAL_MEMORY_BLOCK_SIZE,
@@ -106,7 +165,12 @@ pub fn runs_covering(pages: &Pages, gap: u64) -> Vec<(u64, u64)> {
 
 /// A bitmap dump holding exactly `pages`.
 pub fn bitmap(cr3: u64, pages: &Pages) -> Vec<u8> {
-    let mut dump = header(cr3, DUMP_TYPE_BITMAP);
+    bitmap_on(Machine::Amd64, cr3, pages)
+}
+
+/// [`bitmap`], of `machine`.
+pub fn bitmap_on(machine: Machine, directory_table_base: u64, pages: &Pages) -> Vec<u8> {
+    let mut dump = header_on(machine, directory_table_base, DUMP_TYPE_BITMAP);
     let bits = pages.keys().last().map_or(0, |last| last / PAGE as u64 + 1);
     let bitmap_len = usize::try_from(bits.div_ceil(8)).unwrap();
     let first_page = (BITMAP_START + bitmap_len).next_multiple_of(PAGE);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, Command as ClapCommand, value_parser};
 
 use crate::addresses;
-use crate::paging_args::{AArch64Args, PagingArgs};
+use crate::paging_args::{AArch64Args, Arch, PagingArgs};
 
 /// What the user asked for.
 pub enum Command {
@@ -69,7 +69,7 @@ pub fn cli() -> ClapCommand {
             .long("cr3")
             .value_parser(addresses::parse_hex)
             .help(
-                "CR3, in hex: 0x optional (1000 is 0x1000), `_` and WinDbg's ` separators allowed [default for a crash dump: its header's DirectoryTableBase; required otherwise]",
+                "CR3, in hex: 0x optional (1000 is 0x1000), `_` and WinDbg's ` separators allowed [default: the capture's, said on stderr: a crash dump header's DirectoryTableBase, a QEMU core's vCPU note; required otherwise]",
             ),
         Arg::new("la57")
             .long("la57")
@@ -83,6 +83,11 @@ pub fn cli() -> ClapCommand {
             .long("no-nx")
             .action(ArgAction::SetTrue)
             .help("EFER.NXE is clear (XD bits are then reserved)"),
+        Arg::new("cpu")
+            .long("cpu")
+            .value_name("N")
+            .value_parser(value_parser!(usize))
+            .help("For a QEMU ELF core of an x86 guest: the vCPU (from 0) whose CR3 and CR4 its notes give [default: 0]"),
     ];
     let addresses_from = Arg::new("addresses-from")
         .long("addresses-from")
@@ -98,12 +103,11 @@ pub fn cli() -> ClapCommand {
         Arg::new("arch")
             .long("arch")
             .value_parser(["x86_64", "aarch64"])
-            .default_value("x86_64")
-            .help("The CPU's architecture"),
+            .help("The CPU's architecture [default: an ARM64 crash dump's, said on stderr; else x86_64]"),
         Arg::new("ttbr0")
             .long("ttbr0")
             .value_parser(addresses::parse_hex)
-            .help("With --arch aarch64: TTBR0_EL1, in hex (ASID and CnP ignored)"),
+            .help("With --arch aarch64: TTBR0_EL1, in hex (ASID and CnP ignored) [default for an ARM64 crash dump, with --ttbr1: from its DirectoryTableBase]"),
         Arg::new("ttbr1")
             .long("ttbr1")
             .value_parser(addresses::parse_hex)
@@ -111,7 +115,7 @@ pub fn cli() -> ClapCommand {
         Arg::new("tcr")
             .long("tcr")
             .value_parser(addresses::parse_hex)
-            .help("With --arch aarch64: TCR_EL1, in hex (T0SZ, T1SZ, TG0/TG1, IPS, TBI, EPD, HA)"),
+            .help("With --arch aarch64: TCR_EL1, in hex (T0SZ, T1SZ, TG0/TG1, IPS, TBI, EPD, HA) [default for an ARM64 crash dump: Windows' 0x615b5513511]"),
     ];
     ClapCommand::new("ptwalk")
         .version(env!("CARGO_PKG_VERSION"))
@@ -165,25 +169,23 @@ pub fn parse_command(matches: &ArgMatches) -> Option<Command> {
             rejected: sub.get_flag("rejected"),
         }));
     }
-    let aarch64 = sub
-        .try_get_one::<String>("arch")
-        .ok()
-        .flatten()
-        .filter(|arch| *arch == "aarch64")
-        .map(|_| AArch64Args {
+    let paging = PagingArgs {
+        image: sub.get_one::<PathBuf>("image")?.clone(),
+        arch: sub
+            .get_one::<String>("arch")
+            .map(|arch| match arch.as_str() {
+                "aarch64" => Arch::Aarch64,
+                _ => Arch::X86_64,
+            }),
+        arm64: AArch64Args {
             ttbr0: sub.get_one::<u64>("ttbr0").copied(),
             ttbr1: sub.get_one::<u64>("ttbr1").copied(),
             tcr: sub.get_one::<u64>("tcr").copied(),
-        });
-    let paging = PagingArgs {
-        image: sub.get_one::<PathBuf>("image")?.clone(),
-        aarch64,
-        arm64_registers_given: ["ttbr0", "ttbr1", "tcr"]
-            .iter()
-            .any(|id| sub.contains_id(id)),
+        },
         cr3: sub.get_one::<u64>("cr3").copied(),
         la57: sub.get_flag("la57"),
         maxphyaddr: sub.get_one::<u32>("maxphyaddr").copied(),
+        cpu: sub.get_one::<usize>("cpu").copied(),
         no_nx: sub.get_flag("no-nx"),
     };
     Some(match name {

@@ -20,27 +20,43 @@ use crate::segment::Segment;
 
 const PAGE: u64 = 4096;
 
+/// The machine a dump was written on: the header's `MachineImageType`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Machine {
+    /// `IMAGE_FILE_MACHINE_AMD64`, 0x8664.
+    X64,
+    /// `IMAGE_FILE_MACHINE_ARM64`, 0xAA64.
+    Arm64,
+}
+
 /// What ptwalk needs from an opened dump.
 pub struct Dump {
-    /// The header's `DirectoryTableBase`: CR3 when the dump was written.
+    /// The header's `DirectoryTableBase`: on x64, CR3 when the dump was
+    /// written; on ARM64, the top-level table both TTBRs point into.
     pub directory_table_base: u64,
+    pub machine: Machine,
     /// Where the physical pages are in the file, sorted by physical address.
     pub segments: Vec<Segment>,
 }
 
-/// Opens the dump in `file` (which starts with `PAGE`).
+/// Opens the dump in `file` (which starts with `PAGE`; `format.rs` has
+/// refused 32-bit and triage dumps).
 pub fn open(file: &Rc<Mmap>) -> Result<Dump> {
     let bytes: &[u8] = file;
-    if bytes.starts_with(b"PAGEDUMP") {
-        bail!("it is a 32-bit crash dump (PAGEDUMP); ptwalk reads 64-bit ones (PAGEDU64)");
-    }
-    let header_size = size_of::<Header64>();
-    if bytes.len() < header_size {
+    let Some(header) = read_pod::<Header64>(bytes, 0) else {
         bail!(
-            "it is {:#x} bytes, shorter than a crash dump header ({header_size:#x})",
-            bytes.len()
+            "it is {:#x} bytes, shorter than a crash dump header ({:#x})",
+            bytes.len(),
+            size_of::<Header64>()
         );
-    }
+    };
+    let machine = match header.machine_image_type {
+        0x8664 => Machine::X64,
+        0xaa64 => Machine::Arm64,
+        other => bail!(
+            "its MachineImageType (at 0x30) is {other:#x}, neither x64's 0x8664 nor ARM64's 0xAA64, the machines ptwalk walks"
+        ),
+    };
     // kdmp-parser puts every page a dump claims in a map before anything
     // checks the file holds them: bound that by the file's size first.
     let claimed = claimed_pages(bytes);
@@ -59,6 +75,7 @@ pub fn open(file: &Rc<Mmap>) -> Result<Dump> {
     let segments = segments(parser.physmem(), bytes.len() as u64)?;
     Ok(Dump {
         directory_table_base: parser.headers().directory_table_base,
+        machine,
         segments,
     })
 }

@@ -8,27 +8,26 @@ use std::io::Write;
 use anyhow::{Result, bail};
 use vmwalk::walker::aarch64::{self, TableRestrictions};
 use vmwalk::walker::info_tlb::InfoTlbLine;
-use vmwalk::walker::x86_64::{Fault, FaultKind};
+use vmwalk::walker::x86_64::{Fault, FaultKind, Paging};
 
 use crate::image::Image;
-use crate::paging_args::{AArch64Args, CR3_QUESTION, PagingArgs};
+use crate::paging_args::{CR3_QUESTION, Opened, PagingArgs, Registers};
 use crate::skipped::Skipped;
 
 /// Runs `dump`.
 pub fn run(out: &mut dyn Write, paging: &PagingArgs) -> Result<()> {
-    match &paging.aarch64 {
-        Some(given) => run_aarch64(out, paging, given),
-        None => run_x86(out, paging),
+    match paging.open(|_| Ok(()))? {
+        Opened::X86_64 { paging, image } => run_x86(out, &paging, &image),
+        Opened::Aarch64 { registers, image } => run_aarch64(out, &registers, &image),
     }
 }
 
 /// Every leaf as QEMU's `info tlb` prints it.
-fn run_x86(out: &mut dyn Write, paging: &PagingArgs) -> Result<()> {
-    let (paging, image) = paging.open()?;
+fn run_x86(out: &mut dyn Write, paging: &Paging, image: &Image) -> Result<()> {
     let (mut unreadable, mut skipped) = (0, Skipped::default());
     let mut missing_tables = BTreeSet::new();
     let mut listed = 0_usize;
-    for leaf in paging.leaves(&image) {
+    for leaf in paging.leaves(image) {
         match leaf {
             Ok(mapping) => {
                 listed += 1;
@@ -64,13 +63,11 @@ fn run_x86(out: &mut dyn Write, paging: &PagingArgs) -> Result<()> {
 
 /// Every run of leaves, in address order (TTBR0's range first):
 /// `<first VA>-<last VA> -> <first PA> <range> <leaf size> x<count>: <access>`.
-fn run_aarch64(out: &mut dyn Write, paging: &PagingArgs, given: &AArch64Args) -> Result<()> {
-    let registers = paging.aarch64_registers(given)?;
-    let image = Image::open(&paging.image)?;
+fn run_aarch64(out: &mut dyn Write, registers: &Registers, image: &Image) -> Result<()> {
     let paging = registers.paging()?;
     let mut missing = 0_usize;
     let mut skipped = Skipped::default();
-    for run in paging.leaves(&image).runs() {
+    for run in paging.leaves(image).runs() {
         match run {
             Ok(run) => {
                 let last = run.va.0.wrapping_add(run.bytes - 1);

@@ -1,29 +1,45 @@
 //! Memory images as physical memory: raw (offset = physical address), an
 //! ELF core (QEMU `dump-guest-memory`, `VirtualBox` `dumpvmcore`) or a
-//! Windows kernel crash dump (`PAGEDU64`, see `crash_dump.rs`).
+//! Windows kernel crash dump (`PAGEDU64`, see `crash_dump.rs`); what the file
+//! is comes from `format.rs`, which refuses the files ptwalk cannot read.
 
 use std::cell::Cell;
 use std::fs::File;
 use std::path::Path;
 use std::rc::Rc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use memmap2::Mmap;
 use object::elf::PT_LOAD;
 use object::read::elf::{ElfFile64, ProgramHeader};
 use vmwalk::walker::{ImageMemory, OutsideImage, PhysAddr, PhysicalMemory};
 
+use crate::crash_dump::Machine;
+use crate::format::{self, Format};
 use crate::segment::Segment;
+
+/// What kind of capture an image is, and what its container records.
+pub enum Container {
+    Raw,
+    ElfCore,
+    CrashDump {
+        /// The header's `DirectoryTableBase`.
+        directory_table_base: u64,
+        /// The header's `MachineImageType`.
+        machine: Machine,
+    },
+}
 
 /// An opened, memory-mapped image.
 pub struct Image {
     /// Shared with kdmp-parser while it opens a crash dump.
     map: Option<Rc<Mmap>>,
+    /// The file, as errors name it.
+    name: String,
+    container: Container,
     /// Where the physical memory of an ELF core or a crash dump is in the
     /// file, sorted by physical address; `None` for a raw image.
     segments: Option<Vec<Segment>>,
-    /// A crash dump header's `DirectoryTableBase`.
-    dump_cr3: Option<u64>,
     /// Pages of `segments` read recently: slot `page % RECENT_PAGES` holds
     /// `(page + 1, file offset of the page)`, or 0 when empty. A walk reads the
     /// same few tables again and again; a hit skips the search of the segments
@@ -34,8 +50,8 @@ pub struct Image {
 const RECENT_PAGES: usize = 256;
 
 impl Image {
-    /// Maps `path`; an ELF file is read as a core, a file starting with `PAGE`
-    /// as a crash dump, anything else as raw memory.
+    /// Maps `path` and reads it as `format::identify` says: an ELF core, a
+    /// crash dump, or raw memory; a file it refuses is an error.
     pub fn open(path: &Path) -> Result<Self> {
         if path.is_dir() {
             bail!("{} is a directory, not a memory image", path.display());
@@ -63,31 +79,58 @@ impl Image {
     pub fn from_map(map: Option<Rc<Mmap>>, name: &str) -> Result<Self> {
         let mut image = Self {
             map,
+            name: name.to_owned(),
+            container: Container::Raw,
             segments: None,
-            dump_cr3: None,
             recent_pages: [const { Cell::new((0, 0)) }; RECENT_PAGES],
         };
-        if image.bytes().starts_with(b"\x7fELF") {
-            image.segments = Some(
-                elf_segments(image.bytes())
-                    .with_context(|| format!("{name} is not a usable ELF core"))?,
-            );
-        } else if let Some(map) = image.map.as_ref().filter(|map| map.starts_with(b"PAGE")) {
-            let dump = crate::crash_dump::open(map)
-                .with_context(|| format!("{name} is not a usable Windows crash dump"))?;
-            image.segments = Some(dump.segments);
-            image.dump_cr3 = Some(dump.directory_table_base);
+        match format::identify(image.bytes()).map_err(|what| anyhow!("{name} is {what}"))? {
+            Format::Raw => {}
+            Format::ElfCore => {
+                image.segments = Some(
+                    elf_segments(image.bytes())
+                        .with_context(|| format!("{name} is not a usable ELF core"))?,
+                );
+                image.container = Container::ElfCore;
+            }
+            Format::CrashDump => {
+                let map = image
+                    .map
+                    .as_ref()
+                    .context("an empty file is no crash dump")?;
+                let dump = crate::crash_dump::open(map)
+                    .with_context(|| format!("{name} is not a usable Windows crash dump"))?;
+                image.segments = Some(dump.segments);
+                image.container = Container::CrashDump {
+                    directory_table_base: dump.directory_table_base,
+                    machine: dump.machine,
+                };
+            }
         }
         Ok(image)
     }
 
-    fn bytes(&self) -> &[u8] {
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().map_or(&[], |map| map)
     }
 
-    /// CR3 as a crash dump's header records it; `None` for other images.
-    pub const fn dump_cr3(&self) -> Option<u64> {
-        self.dump_cr3
+    /// The file, as errors name it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What kind of capture it is, and what its container records.
+    pub const fn container(&self) -> &Container {
+        &self.container
+    }
+
+    /// The machine a crash dump says it was written on; `None` for other images.
+    pub const fn dump_machine(&self) -> Option<Machine> {
+        match self.container {
+            Container::CrashDump { machine, .. } => Some(machine),
+            _ => None,
+        }
     }
 
     /// Every whole 4 KiB page of physical memory whose bytes are in the

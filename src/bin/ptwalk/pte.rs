@@ -14,30 +14,29 @@ use crate::addresses;
 use crate::cli::{PteArgs, SelfMapChoice};
 use crate::image::Image;
 use crate::mask;
-use crate::paging_args::{AArch64Args, Registers};
+use crate::paging_args::{Arch, Opened, Registers};
 
 /// Runs `pte`.
 pub fn run(out: &mut dyn Write, args: &PteArgs) -> Result<()> {
-    if let Some(given) = &args.paging.aarch64 {
-        return run_aarch64(out, args, given);
-    }
     let addresses = &addresses::all(&args.addresses, &args.addresses_from)?;
-    let maxphyaddr = args.paging.maxphyaddr;
-    let (paging, image) = args.paging.open()?;
-    let mask = || mask::choose(&image, &paging, args.invalid_pte_mask, maxphyaddr);
-    print(out, &paging, &image, mask, args.self_map, addresses)?;
-    out.flush()?;
-    Ok(())
-}
-
-fn run_aarch64(out: &mut dyn Write, args: &PteArgs, given: &AArch64Args) -> Result<()> {
-    if args.invalid_pte_mask.is_some() {
-        bail!("--invalid-pte-mask is x64 Windows' L1TF mask, not --arch aarch64");
+    let check = |arch| {
+        if arch == Arch::Aarch64 && args.invalid_pte_mask.is_some() {
+            bail!("--invalid-pte-mask is x64 Windows' L1TF mask, not ARM64's (--arch aarch64)");
+        }
+        Ok(())
+    };
+    match args.paging.open(check)? {
+        Opened::X86_64 { paging, image } => {
+            let maxphyaddr = args.paging.maxphyaddr;
+            let mask = || mask::choose(&image, &paging, args.invalid_pte_mask, maxphyaddr);
+            print(out, &paging, &image, mask, args.self_map, addresses)?;
+            out.flush()?;
+            Ok(())
+        }
+        Opened::Aarch64 { registers, image } => {
+            print_aarch64(out, &registers, &image, args.self_map, addresses)
+        }
     }
-    let registers = args.paging.aarch64_registers(given)?;
-    let addresses = addresses::all(&args.addresses, &args.addresses_from)?;
-    let image = Image::open(&args.paging.image)?;
-    print_aarch64(out, &registers, &image, args.self_map, &addresses)
 }
 
 /// Prints the `!pte` block of each address, a blank line between them.

@@ -16,7 +16,8 @@ use serde::Serialize;
 use vmwalk::walker::aarch64::discovery::{self as arm, UPPER_HALF, WINDOWS_TCR};
 use vmwalk::walker::x86_64::discovery::{self as x86, LowStub};
 
-use crate::image::Image;
+use crate::crash_dump::Machine;
+use crate::image::{Container, Image};
 use crate::report::Hex;
 
 /// Physical memory below this may hold the low stub.
@@ -149,7 +150,14 @@ fn dump_kernel(
     candidates: &[Candidate],
     notes: &mut Vec<String>,
 ) -> Option<(u64, String)> {
-    let table = image.dump_cr3()? & 0x000f_ffff_ffff_f000;
+    let Container::CrashDump {
+        directory_table_base,
+        ..
+    } = *image.container()
+    else {
+        return None;
+    };
+    let table = directory_table_base & 0x0000_ffff_ffff_f000;
     let register = if aarch64 { "TTBR0_EL1" } else { "CR3" };
     if candidates.iter().any(|c| c.pa == table) {
         return Some((
@@ -295,8 +303,10 @@ pub fn run(out: &mut dyn Write, args: &SpacesArgs) -> Result<()> {
         bail!("--tcr describes an ARM64 CPU: add --arch aarch64");
     }
     let image = Image::open(&args.image)?;
-    let found = scan(&image, args.aarch64);
-    let words = if args.aarch64 { &ARM_WORDS } else { &X86_WORDS };
+    // An ARM64 crash dump says what it is.
+    let aarch64 = args.aarch64 || image.dump_machine() == Some(Machine::Arm64);
+    let found = scan(&image, aarch64);
+    let words = if aarch64 { &ARM_WORDS } else { &X86_WORDS };
     let (spaces, rejected) = classify(&found, words);
     for note in &found.notes {
         eprintln!("ptwalk: {note}");
@@ -306,10 +316,10 @@ pub fn run(out: &mut dyn Write, args: &SpacesArgs) -> Result<()> {
         |c: &Candidate, role: Role, evidence: Vec<String>, reason: Option<String>| SpaceLine {
             arch: words.arch,
             role,
-            cr3: (!args.aarch64).then_some(Hex(c.pa)),
-            ttbr0: args.aarch64.then_some(Hex(c.pa)),
-            ttbr1: args.aarch64.then_some(Hex(c.pa + UPPER_HALF)),
-            tcr: args.aarch64.then_some(Hex(tcr)),
+            cr3: (!aarch64).then_some(Hex(c.pa)),
+            ttbr0: aarch64.then_some(Hex(c.pa)),
+            ttbr1: aarch64.then_some(Hex(c.pa + UPPER_HALF)),
+            tcr: aarch64.then_some(Hex(tcr)),
             self_map: Hex(c.self_map as u64),
             evidence,
             reason,
@@ -341,7 +351,7 @@ pub fn run(out: &mut dyn Write, args: &SpacesArgs) -> Result<()> {
     if kept == 0 {
         bail!(
             "no address space found: is this a capture of {}?",
-            if args.aarch64 {
+            if aarch64 {
                 "Windows on ARM64 (without --arch aarch64 it is read as x86-64)"
             } else {
                 "x86-64 Windows (add --arch aarch64 for ARM64)"

@@ -5,42 +5,55 @@
 use std::io::Write;
 
 use anyhow::{Result, bail};
-use vmwalk::walker::VirtAddr;
+use vmwalk::walker::{Paging, VirtAddr};
 
 use crate::addresses;
 use crate::cli::{Os, TranslateArgs};
 use crate::image::Image;
 use crate::mask;
-use crate::paging_args::{AArch64Args, CR3_QUESTION};
+use crate::paging_args::{Arch, CR3_QUESTION, Opened, Registers};
 use crate::render::{self, Style, Words};
 use crate::report::AddressReport;
 
 /// Runs `translate`.
 pub fn run(out: &mut dyn Write, args: &TranslateArgs) -> Result<()> {
-    match &args.paging.aarch64 {
-        Some(given) => run_aarch64(out, args, given),
-        None => run_x86(out, args),
-    }
-}
-
-fn run_x86(out: &mut dyn Write, args: &TranslateArgs) -> Result<()> {
     let addresses = &addresses::all(&args.addresses, &args.addresses_from)?;
     if args.invalid_pte_mask.is_some() && args.os != Os::Windows {
         bail!("--invalid-pte-mask decodes Windows' software PTEs: it goes with --os windows");
     }
-    let (paging, image) = args.paging.open()?;
+    let check = |arch| {
+        if arch == Arch::Aarch64 && args.os == Os::Windows {
+            bail!("--os windows decodes x86-64 Windows PTEs, not ARM64 ones (--arch aarch64)");
+        }
+        Ok(())
+    };
+    match args.paging.open(check)? {
+        Opened::X86_64 { paging, image } => run_x86(out, args, addresses, &paging, &image),
+        Opened::Aarch64 { registers, image } => {
+            run_aarch64(out, args, addresses, &registers, &image)
+        }
+    }
+}
+
+fn run_x86(
+    out: &mut dyn Write,
+    args: &TranslateArgs,
+    addresses: &[u64],
+    paging: &Paging,
+    image: &Image,
+) -> Result<()> {
     // `--os windows` implies `--explain` (and excludes `--json`).
     let words = match args.os {
         Os::Windows => Words::Windows(mask::choose(
-            &image,
-            &paging,
+            image,
+            paging,
             args.invalid_pte_mask,
             args.paging.maxphyaddr,
         )),
         Os::X86 => Words::Cpu,
     };
     let counts = print_all(out, addresses, style(args, words), |va| {
-        AddressReport::x86(va, paging.translate(&image, VirtAddr(va)))
+        AddressReport::x86(va, paging.translate(image, VirtAddr(va)))
     })?;
     if counts.unreadable > 0 {
         bail!(
@@ -50,7 +63,7 @@ fn run_x86(out: &mut dyn Write, args: &TranslateArgs) -> Result<()> {
     }
     if counts.translated == 0 {
         // Stdout keeps its format; the hint is for the person at the terminal.
-        let what = match addresses.as_slice() {
+        let what = match addresses {
             [one] => format!("{one:#x} does not translate"),
             all => format!("none of the {} addresses translates", all.len()),
         };
@@ -59,16 +72,16 @@ fn run_x86(out: &mut dyn Write, args: &TranslateArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_aarch64(out: &mut dyn Write, args: &TranslateArgs, given: &AArch64Args) -> Result<()> {
-    if args.os == Os::Windows {
-        bail!("--os windows decodes x86-64 Windows PTEs, not --arch aarch64");
-    }
-    let registers = args.paging.aarch64_registers(given)?;
-    let addresses = addresses::all(&args.addresses, &args.addresses_from)?;
-    let image = Image::open(&args.paging.image)?;
+fn run_aarch64(
+    out: &mut dyn Write,
+    args: &TranslateArgs,
+    addresses: &[u64],
+    registers: &Registers,
+    image: &Image,
+) -> Result<()> {
     let paging = registers.paging()?;
-    let counts = print_all(out, &addresses, style(args, Words::Cpu), |va| {
-        AddressReport::aarch64(va, paging.translate(&image, VirtAddr(va)))
+    let counts = print_all(out, addresses, style(args, Words::Cpu), |va| {
+        AddressReport::aarch64(va, paging.translate(image, VirtAddr(va)))
     })?;
     if counts.unreadable > 0 {
         bail!(

@@ -8,7 +8,7 @@ the `ptwalk` examples of the README and docs/walker.md.
 Deterministic; run from the repository root. It prints what each example
 address must translate to, from the tables it wrote (the README's oracle).
 
-Physical memory, 10 pages (CR3 = 0x1000, 4-level):
+Physical memory, 11 pages (CR3 = 0x1000, 4-level):
   0x1000 PML4: entry 0x1a3 maps the PML4 itself (the self-map, as Windows
          has one at a random index); 0x1f0 -> 0x2000; 0xff -> 0x5000
   0x2000 PDPT (kernel)   entry 0 -> 0x3000
@@ -21,6 +21,9 @@ Physical memory, 10 pages (CR3 = 0x1000, 4-level):
   0x6000 PD   (user)     entry 0 -> PT 0x7000
   0x7000 PT   (user)     entry 1: 0x9000 (user, writable, NX)
   0x8000, 0x9000 data; 0x0000 unused
+  0xA000 the low stub (PROCESSOR_START_BLOCK): a jump and the completion
+         flag at 0, the kernel entry point at 0x70, CR3 0x1000 at 0xA0, as
+         MemProcFS and memflow-win32 find it (`ptwalk spaces`)
 
 tiny-arm64.raw, the same tables as ARM64 descriptors (TTBR0_EL1 = 0x1000,
 TTBR1_EL1 = 0x1800: the two halves of one top-level page, as Windows sets
@@ -38,7 +41,7 @@ P, RW, US, A, D, PS, G = 1, 2, 4, 0x20, 0x40, 0x80, 0x100
 NX = 1 << 63
 TABLE = P | RW | A  # what Windows writes in a non-leaf kernel entry (----A--KWEV)
 
-memory = bytearray(10 * PAGE)
+memory = bytearray(11 * PAGE)
 
 
 def put(table, index, value):
@@ -57,6 +60,9 @@ put(0x5000, 0x1DB, 0x6000 | TABLE | US)
 put(0x6000, 0, 0x7000 | TABLE | US)
 put(0x7000, 1, 0x9000 | P | RW | US | A | D | NX)
 memory[0x8000:0x8010] = b"vmwalk sample   "
+struct.pack_into("<Q", memory, 0xA000, 0x00000001000600E9)   # jmp; CompletionFlag
+struct.pack_into("<Q", memory, 0xA070, 0xFFFFF80000203000)   # LmTarget
+struct.pack_into("<Q", memory, 0xA0A0, 0x1000)               # Cr3
 
 # ARM64: valid + table/page (0b11) or block (0b01); AF, SH inner, nG; AP[2]
 # (Windows' NotDirty), AP[1] (Owner); PXN, UXN; Writable (bit 55, software).

@@ -15,6 +15,7 @@
 
 mod crash_dump;
 mod ptwalk_run;
+mod qemu_core;
 
 use ptwalk_run::{pages_of, ptwalk, stderr, stdout, write_temp};
 use serde_json::{Value, json};
@@ -414,4 +415,18 @@ fn a_capture_with_no_table_fails_in_one_line() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = stderr(&output);
     assert!(stderr.ends_with("ptwalk: no address space found: is this a capture of x86-64 Windows (add --arch aarch64 for ARM64)?\n"), "{stderr}");
+}
+
+#[test]
+fn an_elf_segment_at_the_top_of_physical_memory_ends_the_scan_there() {
+    // Found by the image fuzz target: a segment whose pages would run past
+    // 2^64 made the scan's address overflow.
+    let top: u64 = !0xfff - 0x1000; // two pages below 2^64
+    let core = qemu_core::core_of(qemu_core::EM_X86_64, &[], &[(top, vec![0xa5; 4 * 4096])]);
+    let path = write_temp("top.core", &core);
+    let output = ptwalk(&["spaces", "--image", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr(&output);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("ptwalk: no address space found"), "{stderr}");
 }

@@ -32,6 +32,8 @@ use std::rc::Rc;
 use libfuzzer_sys::fuzz_target;
 use memmap2::MmapMut;
 use recorded::Recorded;
+use vmwalk::walker::aarch64::discovery as arm_discovery;
+use vmwalk::walker::x86_64::discovery as x86_discovery;
 use vmwalk::walker::{Paging, PhysAddr, PhysicalMemory, VirtAddr, aarch64};
 
 const CR4_PAE: u64 = 1 << 5;
@@ -59,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     second_reading(&image, file);
+    pages_by_hand(&image, file);
     let cpu = match (options >> 1) & 3 {
         0 => None,
         n => Some(usize::from(n) - 1),
@@ -86,6 +89,32 @@ fuzz_target!(|data: &[u8]| {
         let _ = paging.translate(&image, VirtAddr(va));
     }
 });
+
+/// `ptwalk spaces`' view of the capture: whole, aligned pages (ELF
+/// segments may overlap: no order); for a raw image exactly the file's
+/// 4 KiB chunks, in order. Each page also
+/// goes through the discovery tests, which must not panic on any bytes.
+fn pages_by_hand(image: &image::Image, file: &[u8]) {
+    let mut count = 0_usize;
+    for (pa, page) in image.pages().take(4096) {
+        assert_eq!(page.len(), 4096, "a whole page at {pa:#x}");
+        assert_eq!(pa % 4096, 0, "an aligned page");
+        let _ = (
+            x86_discovery::LowStub::of(page),
+            x86_discovery::self_map_index(pa, page),
+        );
+        let _ = arm_discovery::self_map_index(pa, page);
+        count += 1;
+    }
+    let raw = !file.starts_with(b"PAGE") && !file.starts_with(b"\x7fELF");
+    if raw {
+        assert_eq!(count, (file.len() / 4096).min(4096), "a raw image's pages");
+        for (i, (pa, page)) in image.pages().take(64).enumerate() {
+            assert_eq!(pa, i as u64 * 4096);
+            assert_eq!(Some(page), file.get(i * 4096..(i + 1) * 4096), "page {i}");
+        }
+    }
+}
 
 fn u32_at(file: &[u8], at: u64) -> Option<u32> {
     let at = usize::try_from(at).ok()?;

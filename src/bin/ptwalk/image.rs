@@ -155,10 +155,12 @@ impl Image {
                 .saturating_add(usize::try_from(skip).unwrap_or(usize::MAX));
             let len = usize::try_from(segment.file_size.saturating_sub(skip)).unwrap_or(0);
             let in_file = bytes.get(start..start.saturating_add(len)).unwrap_or(&[]);
+            let first = segment.paddr.checked_add(skip);
+            // Pages up to the top of the physical address space, not past it.
             in_file
                 .chunks_exact(PAGE)
-                .zip((segment.paddr + skip..).step_by(PAGE))
-                .map(|(page, pa)| (pa, page))
+                .zip(0_u64..)
+                .map_while(move |(page, i)| Some((first?.checked_add(i * PAGE as u64)?, page)))
         }))
     }
 

@@ -30,6 +30,7 @@ use std::cell::RefCell;
 use std::hint::black_box;
 
 use common::interleaved::{Contender, medians};
+use common::memflow_peer::{self, UPPER_HALF};
 use memflow::architecture::arm::aarch64;
 use memflow::architecture::x86::x64;
 use memflow::mem::virt_translate::VirtualTranslation;
@@ -46,45 +47,20 @@ fn smoke() -> bool {
 const ADDRESSES: usize = 4096;
 /// The batch sizes compared.
 const BATCH_SIZES: [usize; 3] = [1, 64, 4096];
-/// Where memflow's upper half begins (it sign-extends bit 47, both architectures).
-const UPPER_HALF: u64 = 0xffff_8000_0000_0000;
-
-type MemflowMemory<'a> = MappedPhysicalMemory<&'a [u8], MemoryMap<&'a [u8]>>;
-
-/// memflow's view of an image: physical address = offset.
-fn memflow_memory(bytes: &[u8]) -> MemflowMemory<'_> {
-    let mut map: MemoryMap<&[u8]> = MemoryMap::new();
-    map.push(Address::null(), bytes);
-    MappedPhysicalMemory::with_info(map)
-}
-
-/// memflow's batch translation of `batch`, one call per half: the sum of
-/// the physical addresses it finds.
-fn memflow_batch<T: VirtualTranslate3>(
-    memory: &mut MemflowMemory<'_>,
+/// memflow's batch translation of `batch`: the sum of the physical
+/// addresses it finds.
+fn sum_of<T: VirtualTranslate3>(
+    memory: &mut memflow_peer::Memory<'_>,
     vat: &mut DirectTranslate,
     translator: &T,
     batch: &[u64],
-    found: &mut Vec<CTup3<PhysicalAddress, Address, umem>>,
+    found: &mut Vec<Option<u64>>,
 ) -> u64 {
-    let mut failed: Vec<(Error, CTup3<Address, Address, umem>)> = Vec::new();
-    found.clear();
-    for upper in [false, true] {
-        let half = batch
-            .iter()
-            .filter(|&&va| (va >= UPPER_HALF) == upper)
-            .map(|&va| CTup3(Address::from(va), Address::from(va), 1 as umem));
-        vat.virt_to_phys_iter(
-            memory,
-            translator,
-            half,
-            &mut found.from_extend(),
-            &mut failed.from_extend(),
-        );
-    }
+    memflow_peer::batch(memory, vat, translator, batch, found);
     found
         .iter()
-        .fold(0, |sum, t| sum.wrapping_add(t.0.address().to_umem()))
+        .flatten()
+        .fold(0, |sum, pa| sum.wrapping_add(*pa))
 }
 
 /// The batch contenders of one architecture: ours (`translate`) and
@@ -144,7 +120,7 @@ fn main() {
     let addresses = machine.random_addresses_of(ADDRESSES, [60, 30, 10], |_| false);
     let memory = machine.image.memory();
     let flow = RefCell::new((
-        memflow_memory(machine.image.bytes()),
+        memflow_peer::memory(machine.image.bytes()),
         DirectTranslate::new(),
         Vec::new(),
     ));
@@ -157,7 +133,7 @@ fn main() {
     };
     let memflow = |batch: &[u64]| {
         let (memory, vat, found) = &mut *flow.borrow_mut();
-        memflow_batch(memory, vat, &x86, batch, found)
+        sum_of(memory, vat, &x86, batch, found)
     };
     batches("x86_64", &addresses, &ours, &memflow, rounds);
     map(
@@ -178,7 +154,7 @@ fn main() {
     let arm_memory = arm.image.memory();
     let arm_paging = arm.paging;
     let arm_flow = RefCell::new((
-        memflow_memory(arm.image.bytes()),
+        memflow_peer::memory(arm.image.bytes()),
         DirectTranslate::new(),
         Vec::new(),
     ));
@@ -191,7 +167,7 @@ fn main() {
     };
     let memflow = |batch: &[u64]| {
         let (memory, vat, found) = &mut *arm_flow.borrow_mut();
-        memflow_batch(memory, vat, &arm_translator, batch, found)
+        sum_of(memory, vat, &arm_translator, batch, found)
     };
     batches("aarch64", &addresses, &ours, &memflow, rounds);
     // Both TTBRs point at one table with 48-bit ranges: each range maps every
@@ -233,7 +209,7 @@ fn map<T: VirtualTranslate3>(
     rounds: usize,
 ) {
     let dma = RefCell::new(VirtualDma::with_vat(
-        memflow_memory(image),
+        memflow_peer::memory(image),
         arch_obj,
         translator,
         DirectTranslate::new(),

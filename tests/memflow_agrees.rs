@@ -19,60 +19,49 @@
 #[path = "../benches/common/mod.rs"]
 mod common;
 
+use common::memflow_peer::{Memory, batch, memory, one};
 use memflow::architecture::arm::aarch64;
 use memflow::architecture::x86::x64;
 use memflow::prelude::v1::*;
 use vmwalk::walker::{Paging, PagingMode, VirtAddr};
 
-type Memory<'a> = MappedPhysicalMemory<&'a [u8], MemoryMap<&'a [u8]>>;
-
-fn memory(bytes: &[u8]) -> Memory<'_> {
-    let mut map: MemoryMap<&[u8]> = MemoryMap::new();
-    map.push(Address::null(), bytes);
-    MappedPhysicalMemory::with_info(map)
-}
-
-/// memflow's one-address translation: the physical address, or `None`.
-fn memflow_one<T: VirtualTranslate3>(
-    memory: &mut Memory<'_>,
-    translator: &T,
-    va: u64,
-) -> Option<u64> {
-    translator
-        .virt_to_phys(memory, Address::from(va))
-        .ok()
-        .map(|pa| pa.address().to_umem())
-}
-
-/// memflow's batch translation of `vas` (one call per half): each
-/// address's physical address, or `None`.
+/// memflow's batch translation of `vas`.
 fn memflow_batch<T: VirtualTranslate3>(
     memory: &mut Memory<'_>,
     translator: &T,
     vas: &[u64],
 ) -> Vec<Option<u64>> {
-    let mut vat = DirectTranslate::with_capacity(16 << 20);
-    let mut found: Vec<CTup3<PhysicalAddress, Address, umem>> = Vec::new();
-    let mut failed: Vec<(Error, CTup3<Address, Address, umem>)> = Vec::new();
-    for upper in [false, true] {
-        let half = vas
-            .iter()
-            .enumerate()
-            .filter(|&(_, &va)| (va >> 47 != 0) == upper)
-            .map(|(i, &va)| CTup3(Address::from(va), Address::from(i as u64), 1 as umem));
-        vat.virt_to_phys_iter(
-            memory,
-            translator,
-            half,
-            &mut found.from_extend(),
-            &mut failed.from_extend(),
-        );
-    }
-    let mut out = vec![None; vas.len()];
-    for CTup3(pa, index, _) in found {
-        out[index.to_umem() as usize] = Some(pa.address().to_umem());
-    }
+    let mut out = Vec::new();
+    batch(
+        memory,
+        &mut DirectTranslate::with_capacity(16 << 20),
+        translator,
+        vas,
+        &mut out,
+    );
     out
+}
+
+/// Our answers for `vas` on `machine`, after checking that memflow gives
+/// each of them one address at a time.
+fn ours_and_memflow_one_at_a_time(machine: &common::Machine, vas: &[u64]) -> Vec<Option<u64>> {
+    let ours = machine.image.memory();
+    let mut theirs = memory(machine.image.bytes());
+    let translator = x64::new_translator(Address::from(machine.paging.root().0));
+    let want: Vec<Option<u64>> = vas
+        .iter()
+        .map(|&va| {
+            machine
+                .paging
+                .translate(&ours, VirtAddr(va))
+                .ok()
+                .map(|t| t.pa.0)
+        })
+        .collect();
+    for (&va, &pa) in vas.iter().zip(&want) {
+        assert_eq!(one(&mut theirs, &translator, va), pa, "{va:#x}");
+    }
+    want
 }
 
 /// Addresses to compare on `machine`: the benchmark's random ones, the
@@ -88,27 +77,14 @@ fn addresses(machine: &common::Machine) -> Vec<u64> {
 #[test]
 fn x86_64_memflow_gives_our_answer_for_every_address_one_at_a_time_and_in_batches() {
     let machine = common::mixed();
-    let ours = machine.image.memory();
-    let mut theirs = memory(machine.image.bytes());
-    let translator = x64::new_translator(Address::from(machine.paging.root().0));
     let vas = addresses(&machine);
-    let want: Vec<Option<u64>> = vas
-        .iter()
-        .map(|&va| {
-            machine
-                .paging
-                .translate(&ours, VirtAddr(va))
-                .ok()
-                .map(|t| t.pa.0)
-        })
-        .collect();
+    let want = ours_and_memflow_one_at_a_time(&machine, &vas);
     assert!(
         want.iter().filter(|pa| pa.is_some()).count() > 4096,
         "most addresses translate"
     );
-    for (&va, &pa) in vas.iter().zip(&want) {
-        assert_eq!(memflow_one(&mut theirs, &translator, va), pa, "{va:#x}");
-    }
+    let mut theirs = memory(machine.image.bytes());
+    let translator = x64::new_translator(Address::from(machine.paging.root().0));
     assert_eq!(memflow_batch(&mut theirs, &translator, &vas), want);
 }
 
@@ -137,7 +113,7 @@ fn aarch64_memflow_gives_our_answer_inside_its_two_47_bit_halves_and_refuses_the
             .translate(&ours, VirtAddr(va))
             .ok()
             .map(|t| t.pa.0);
-        let got = memflow_one(&mut theirs, &translator, va);
+        let got = one(&mut theirs, &translator, va);
         if (1 << 47..0xffff_8000_0000_0000).contains(&va) {
             assert_eq!(got, None, "{va:#x}: outside memflow's halves");
             outside += usize::from(want.is_some());
@@ -172,7 +148,7 @@ fn a_large_page_with_pat_set_is_another_frame_only_in_memflow() {
     assert_eq!(ours.unwrap().pa.0, 0x4000_1234, "PAT is not an address bit");
     let translator = x64::new_translator(Address::from(0x1000_u64));
     assert_eq!(
-        memflow_one(&mut memory(&image), &translator, va),
+        one(&mut memory(&image), &translator, va),
         Some(0x4000_1234 | pat)
     );
 }
@@ -188,7 +164,7 @@ fn a_reserved_bit_faults_here_and_translates_in_memflow() {
     assert!(ours.unwrap_err().kind.to_string().contains("reserved bit"));
     let translator = x64::new_translator(Address::from(0x1000_u64));
     assert_eq!(
-        memflow_one(&mut memory(&image), &translator, va),
+        one(&mut memory(&image), &translator, va),
         Some(1 << 50 | 0x4000_1234)
     );
 }
@@ -197,22 +173,10 @@ fn a_reserved_bit_faults_here_and_translates_in_memflow() {
 fn linux_guest_memflow_agrees_one_at_a_time_and_its_batches_miss_only_aliased_pages() {
     let machine = common::linux("la48");
     let ours = machine.image.memory();
+    let vas = addresses(&machine);
+    let want = ours_and_memflow_one_at_a_time(&machine, &vas);
     let mut theirs = memory(machine.image.bytes());
     let translator = x64::new_translator(Address::from(machine.paging.root().0));
-    let vas = addresses(&machine);
-    let want: Vec<Option<u64>> = vas
-        .iter()
-        .map(|&va| {
-            machine
-                .paging
-                .translate(&ours, VirtAddr(va))
-                .ok()
-                .map(|t| t.pa.0)
-        })
-        .collect();
-    for (&va, &pa) in vas.iter().zip(&want) {
-        assert_eq!(memflow_one(&mut theirs, &translator, va), pa, "{va:#x}");
-    }
     // Its batches: where they differ, memflow says unmapped, and the leaf
     // entry equals another page's (the aliases it takes for a table of
     // equal entries).

@@ -165,6 +165,19 @@ fn x64_line(role: &str, cr3: u64, self_map: usize) -> Value {
     json!({"arch": "x86_64", "role": role, "cr3": format!("{cr3:#x}"), "self_map": format!("{self_map:#x}")})
 }
 
+/// The lines `spaces` must print for `world`: its kernel's table with
+/// `kernel_role`, then every process's, all at `self_map`.
+fn x64_lines(world: &X64World, kernel_role: &str, self_map: usize) -> Vec<Value> {
+    let mut want = vec![x64_line(kernel_role, world.kernel, self_map)];
+    want.extend(
+        world
+            .processes
+            .iter()
+            .map(|&p| x64_line("process", p, self_map)),
+    );
+    want
+}
+
 /// `objects` without their evidence (checked on its own).
 fn without_evidence(objects: &[Value]) -> Vec<Value> {
     objects
@@ -185,13 +198,7 @@ fn x64_spaces_are_the_kernel_and_every_process_and_nothing_else() {
     {
         let world = x64_world(stub_at, self_map, processes);
         let (objects, _) = spaces_json("x64", &world.image, &[]);
-        let mut want = vec![x64_line("kernel", world.kernel, self_map)];
-        want.extend(
-            world
-                .processes
-                .iter()
-                .map(|&p| x64_line("process", p, self_map)),
-        );
+        let want = x64_lines(&world, "kernel", self_map);
         assert_eq!(
             without_evidence(&objects),
             want,
@@ -209,13 +216,7 @@ fn x64_spaces_are_the_kernel_and_every_process_and_nothing_else() {
 fn without_a_low_stub_no_space_is_called_the_kernel() {
     let world = x64_world(0, 0x1ed, 3);
     let (objects, _) = spaces_json("x64-nostub", &world.image, &[]);
-    let mut want = vec![x64_line("process", world.kernel, 0x1ed)];
-    want.extend(
-        world
-            .processes
-            .iter()
-            .map(|&p| x64_line("process", p, 0x1ed)),
-    );
+    let want = x64_lines(&world, "process", 0x1ed);
     assert_eq!(without_evidence(&objects), want);
 }
 
@@ -327,13 +328,7 @@ fn a_crash_dump_header_names_the_kernel_space() {
         crash_dump::full(world.kernel, &pages, &crash_dump::runs_covering(&pages, 0)),
     ] {
         let (objects, _) = spaces_json("x64-dump", &dump, &[]);
-        let mut want = vec![x64_line("kernel", world.kernel, 0x1ed)];
-        want.extend(
-            world
-                .processes
-                .iter()
-                .map(|&p| x64_line("process", p, 0x1ed)),
-        );
+        let want = x64_lines(&world, "kernel", 0x1ed);
         assert_eq!(without_evidence(&objects), want);
         assert!(
             objects[0]["evidence"]
@@ -428,5 +423,8 @@ fn an_elf_segment_at_the_top_of_physical_memory_ends_the_scan_there() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = stderr(&output);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("ptwalk: no address space found"), "{stderr}");
+    assert!(
+        stderr.starts_with("ptwalk: no address space found"),
+        "{stderr}"
+    );
 }

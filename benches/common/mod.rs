@@ -113,6 +113,7 @@ impl Drop for AlignedImage {
 }
 
 pub mod interleaved;
+pub mod memflow_peer;
 
 #[path = "../../tests/model/rng.rs"]
 mod rng;

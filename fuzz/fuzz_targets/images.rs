@@ -458,8 +458,9 @@ fn second_reading(image: &image::Image, file: &[u8]) {
                 .iter()
                 .find(|(paddr, _, _, memsz)| pa >= *paddr && pa - paddr < *memsz)?;
             let within = pa - paddr;
-            // Eight bytes past the end of the address space are no bytes at all.
-            if within.checked_add(8).is_none_or(|end| end > memsz) {
+            // Eight bytes past the end of the segment, or of the address
+            // space, are no bytes at all.
+            if within.checked_add(8).is_none_or(|end| end > memsz) || pa.checked_add(8).is_none() {
                 None
             } else if within >= filesz {
                 Some(0)

@@ -273,6 +273,10 @@ impl PhysicalMemory for Image {
             addr,
             image_len: self.bytes().len() as u64,
         };
+        // Eight bytes that would run past the top of the address space are none.
+        if addr.0.checked_add(8).is_none() {
+            return Err(outside);
+        }
         let index = segments.partition_point(|s| s.paddr <= addr.0);
         let segment = index
             .checked_sub(1)

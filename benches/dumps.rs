@@ -7,7 +7,9 @@
 //! timed: opening the dump is part of what a user waits for (and clap's
 //! parsing of each address costs more than its walk). Then the walks alone:
 //! ptwalk's own image reader (src/bin/ptwalk/image.rs) over each file, in
-//! process, the same way. Prints `name nanoseconds-per-address` lines.
+//! process, the same way. Prints `name nanoseconds-per-address` lines; then
+//! `ptwalk spaces`' scan rate and `ptwalk map`'s time and SVG size on a
+//! capture of ~100k runs.
 
 #[allow(dead_code, reason = "the bench uses the image reader only")]
 #[path = "../src/bin/ptwalk/crash_dump.rs"]
@@ -21,6 +23,8 @@ mod format;
 #[allow(dead_code, reason = "the bench uses the image reader only")]
 #[path = "../src/bin/ptwalk/image.rs"]
 mod image;
+#[path = "../tests/map_capture/mod.rs"]
+mod map_capture;
 #[path = "../src/bin/ptwalk/segment.rs"]
 mod segment;
 
@@ -118,6 +122,9 @@ fn main() {
     }
     walks_alone(&fixture, &contenders);
     println!("ptwalk_spaces/gbps {:.2}", spaces_gbps(&dir));
+    let (map_ms, map_bytes) = map_ms(&dir);
+    println!("ptwalk_map/ms {map_ms:.1}");
+    println!("ptwalk_map/svg_bytes {map_bytes}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -175,6 +182,41 @@ fn spaces_gbps(dir: &Path) -> f64 {
     #[allow(clippy::cast_precision_loss, reason = "at most 1 GiB")]
     let gigabytes = size as f64 / 1e9;
     gigabytes / seconds[seconds.len() / 2]
+}
+
+/// `ptwalk map` over a sparse 4 GiB raw capture whose tables map about
+/// 100k runs (`tests/map_capture`), page-cached: the whole command, the
+/// median of its rounds in milliseconds, and the SVG's size in bytes.
+fn map_ms(dir: &Path) -> (f64, usize) {
+    let image = dir.join("many-runs.raw");
+    map_capture::write(&image);
+    let svg = dir.join("many-runs.svg");
+    let run = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_ptwalk"))
+            .args(["map", "--cr3", "0x1000", "--image"])
+            .arg(&image)
+            .arg("--svg")
+            .arg(&svg)
+            .output()
+            .expect("ptwalk runs");
+        assert!(output.status.success(), "{output:?}");
+    };
+    run(); // the page cache, warm
+    let rounds = if smoke() { 3 } else { 15 };
+    let mut ms: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            run();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let bytes = std::fs::metadata(&svg).map_or(0, |m| m.len());
+    let _ = std::fs::remove_file(&image);
+    (
+        ms[ms.len() / 2],
+        usize::try_from(bytes).unwrap_or(usize::MAX),
+    )
 }
 
 /// The same files through ptwalk's image reader, in process: the walks

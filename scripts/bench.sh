@@ -7,9 +7,11 @@
 # (benches/instructions.rs), and against volatility3 and MemProcFS on a Linux
 # guest's image (scripts/bench_peers.py), and `ptwalk translate` on a Windows
 # crash dump against the raw image of the same memory (benches/dumps.rs,
-# interleaved). The last line is machine-readable:
+# interleaved), and `ptwalk map` on a 4 GiB capture of ~100k runs (its time
+# and SVG size). The last line is machine-readable:
 #   x86_64_ratio=R limit_ratio=R range_ratio=R vol3_speedup=S memprocfs_speedup=S dump_ratio=R
 #   arm64_limit_ratio=R arm64_range_ratio=R arm64_paging_ratio=R
+#   ... map_ms=MS map_svg_bytes=N
 # (time ratios ours/theirs; speedups theirs/ours; dump_ratio: the slower of
 # the full and bitmap dump over the raw image, whole commands; arm64_*: the
 # AArch64 walker on the same image as AArch64 descriptors, against the pointer

@@ -32,6 +32,14 @@ if ((${#missing[@]} > 0)); then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc g++ binutils libc6-dev >/dev/null
 fi
 
+# tests/ptwalk_map.rs renders `ptwalk map`'s SVG with headless Chromium (and fails without it).
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+if ((${#missing[@]} > 0)); then
+    echo "test.sh: installing ${missing[*]} (tests/ptwalk_map.rs renders the map's SVG)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 for tool in cargo rustfmt cargo-clippy python3; do
     command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing (it comes with the Rust toolchain / Python)"; exit 1; }
 done

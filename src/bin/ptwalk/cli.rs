@@ -1,6 +1,8 @@
-//! The command line: clap's definition of `translate`, `dump` and `pte`, and
-//! what it parses into ([`Command`]), before anything is opened.
+//! The command line: clap's definition of `translate`, `dump`, `pte`,
+//! `spaces` and `map`, and what it parses into ([`Command`]), before
+//! anything is opened.
 
+use crate::map::MapArgs;
 use crate::spaces::SpacesArgs;
 use std::path::PathBuf;
 
@@ -15,6 +17,7 @@ pub enum Command {
     Dump(PagingArgs),
     Pte(PteArgs),
     Spaces(SpacesArgs),
+    Map(MapArgs),
 }
 
 /// `translate`'s arguments.
@@ -143,6 +146,7 @@ pub fn cli() -> ClapCommand {
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print one JSON object per address space"))
                 .arg(Arg::new("rejected").long("rejected").action(ArgAction::SetTrue).help("Also list the tables that are not address spaces, with the reason")),
         )
+        .subcommand(map_command(&paging_args, &arch_args))
         .subcommand(
             ClapCommand::new("pte")
                 .about("Print what WinDbg's `!pte ADDR` prints, for each address (a Windows CR3, or Windows on ARM64's TTBRs)")
@@ -153,6 +157,16 @@ pub fn cli() -> ClapCommand {
                 .arg(invalid_pte_mask)
                 .arg(Arg::new("self-map").long("self-map").default_value("auto").value_parser(parse_self_map).help("Top-level index that maps its own table, in hex, or `auto` to find it")),
         )
+}
+
+/// `map`: the image and registers as `dump` takes them, the SVG, the addresses.
+fn map_command(paging_args: &[Arg], arch_args: &[Arg]) -> ClapCommand {
+    ClapCommand::new("map")
+        .about("Draw the address space and the walk of each --address as one SVG picture (no script, no external reference)")
+        .args(paging_args)
+        .args(arch_args)
+        .arg(Arg::new("svg").long("svg").value_name("FILE").required(true).value_parser(value_parser!(PathBuf)).help("The SVG file to write"))
+        .arg(Arg::new("address").long("address").value_name("ADDR").action(ArgAction::Append).value_parser(addresses::parse_hex).help("Also draw the walk of this virtual address, in hex like --cr3 (may be given again)"))
 }
 
 /// The command clap's `matches` describe; `None` if they name none.
@@ -205,6 +219,14 @@ pub fn parse_command(matches: &ArgMatches) -> Option<Command> {
                 Os::X86
             },
             invalid_pte_mask: sub.get_one::<u64>("invalid-pte-mask").copied(),
+        }),
+        "map" => Command::Map(MapArgs {
+            paging,
+            svg: sub.get_one::<PathBuf>("svg")?.clone(),
+            addresses: sub
+                .get_many::<u64>("address")
+                .map(|many| many.copied().collect())
+                .unwrap_or_default(),
         }),
         "pte" => Command::Pte(PteArgs {
             paging,

@@ -69,29 +69,7 @@ fn run_aarch64(out: &mut dyn Write, registers: &Registers, image: &Image) -> Res
     let mut skipped = Skipped::default();
     for run in paging.leaves(image).runs() {
         match run {
-            Ok(run) => {
-                let last = run.va.0.wrapping_add(run.bytes - 1);
-                let count = run.bytes / run.page_size.bytes();
-                let sample = aarch64::Mapping {
-                    va: run.va,
-                    pa: run.pa,
-                    size: run.page_size,
-                    range: run.range,
-                    access: run.access,
-                    descriptor: run.attributes,
-                    table: TableRestrictions::default(),
-                    access_flag_fault: !paging.hardware_access_flag(),
-                };
-                writeln!(
-                    out,
-                    "{:#018x}-{last:#018x} -> {:#x} {} {} x{count}: {}",
-                    run.va.0,
-                    run.pa.0,
-                    run.range,
-                    run.page_size,
-                    access_text(&sample)
-                )?;
-            }
+            Ok(run) => writeln!(out, "{}", aarch64_run_line(&paging, &run))?,
             Err(aarch64::Fault {
                 kind: aarch64::FaultKind::ReadFailed { .. },
                 ..
@@ -107,6 +85,31 @@ fn run_aarch64(out: &mut dyn Write, registers: &Registers, image: &Image) -> Res
         bail!("{missing} translation table read(s) failed: tables missing from the image");
     }
     Ok(())
+}
+
+/// One ARM64 run as `dump` prints it (without the newline):
+/// `<first VA>-<last VA> -> <first PA> <range> <leaf size> x<count>: <access>`.
+pub fn aarch64_run_line(paging: &aarch64::Paging, run: &aarch64::Run) -> String {
+    let last = run.va.0.wrapping_add(run.bytes - 1);
+    let count = run.bytes / run.page_size.bytes();
+    let sample = aarch64::Mapping {
+        va: run.va,
+        pa: run.pa,
+        size: run.page_size,
+        range: run.range,
+        access: run.access,
+        descriptor: run.attributes,
+        table: TableRestrictions::default(),
+        access_flag_fault: !paging.hardware_access_flag(),
+    };
+    format!(
+        "{:#018x}-{last:#018x} -> {:#x} {} {} x{count}: {}",
+        run.va.0,
+        run.pa.0,
+        run.range,
+        run.page_size,
+        access_text(&sample)
+    )
 }
 
 /// The permissions and attributes part of a mapping's text.

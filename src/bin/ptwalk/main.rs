@@ -1,7 +1,7 @@
 //! ptwalk: translate addresses and list mappings with vmwalk's page-table
 //! walkers (x86-64 and ARM64), over a physical memory image. This file
 //! parses the command line (`cli.rs`) and hands each subcommand to its
-//! module: `translate.rs`, `dump.rs`, `pte.rs`, `spaces.rs`.
+//! module: `translate.rs`, `dump.rs`, `pte.rs`, `spaces.rs`, `map.rs`.
 
 mod addresses;
 mod cli;
@@ -9,6 +9,7 @@ mod crash_dump;
 mod dump;
 mod format;
 mod image;
+mod map;
 mod mask;
 mod paging_args;
 mod pte;
@@ -18,6 +19,7 @@ mod report;
 mod segment;
 mod skipped;
 mod spaces;
+mod svg;
 mod translate;
 
 use std::io::{self, BufWriter};
@@ -78,5 +80,6 @@ fn run(command: &Command) -> Result<()> {
         Command::Dump(paging) => dump::run(&mut out, paging),
         Command::Pte(args) => pte::run(&mut out, args),
         Command::Spaces(args) => spaces::run(&mut out, args),
+        Command::Map(args) => map::run(args),
     }
 }

@@ -94,6 +94,30 @@ fn explain_x86(text: &mut String, walk: &X86Walk, words: Words) {
     let _ = writeln!(text, "    => {summary}");
 }
 
+/// What `--explain` prints in the CPU's words, without its indentation and
+/// `=> `: one line per entry read, and the outcome.
+pub fn cpu_explanation(walk: &Walk) -> (Vec<String>, String) {
+    match walk {
+        Walk::X86(walk) => {
+            let (path, summary) = match walk {
+                Ok(t) => (t.path, t.mapping.to_string()),
+                Err(fault) => (fault.path, fault.kind.to_string()),
+            };
+            (path.as_slice().iter().map(intel_line).collect(), summary)
+        }
+        Walk::Aarch64(walk) => {
+            let mut text = String::new();
+            explain_aarch64(&mut text, walk);
+            let mut lines: Vec<String> = text.lines().map(|line| line.trim().to_owned()).collect();
+            let summary = lines
+                .pop()
+                .map(|last| last.trim_start_matches("=> ").to_owned())
+                .unwrap_or_default();
+            (lines, summary)
+        }
+    }
+}
+
 /// ARM64's descriptors (`level 3 at phys 0x...: 0x... (page)`) and outcome,
 /// in Arm's words.
 fn explain_aarch64(text: &mut String, walk: &Aarch64Walk) {

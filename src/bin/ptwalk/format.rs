@@ -58,7 +58,7 @@ const DUMP_TYPE_TRIAGE: u32 = 4;
 
 /// The format of the file whose bytes are `bytes`; for a file ptwalk
 /// refuses, what it is and what to give instead, as words that follow
-/// "<file> is ".
+/// `"<file> is "`.
 pub fn identify(bytes: &[u8]) -> Result<Format, String> {
     if let Some((magic, wrong)) = SIGNATURES
         .iter()

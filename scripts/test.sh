@@ -32,9 +32,11 @@ if ((${#missing[@]} > 0)); then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc g++ binutils libc6-dev >/dev/null
 fi
 
-# tests/ptwalk_map.rs renders `ptwalk map`'s SVG with headless Chromium (and fails without it).
+# tests/ptwalk_map.rs renders `ptwalk map`'s SVG with headless Chromium (and fails
+# without it), and looks for its text's pixels: a font, named, not left to chance.
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
+[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 if ((${#missing[@]} > 0)); then
     echo "test.sh: installing ${missing[*]} (tests/ptwalk_map.rs renders the map's SVG)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -2,8 +2,7 @@
 //! without the registers that point at them: each architecture's
 //! `discovery` module says which bits to test.
 
-/// Bytes in a page.
-pub const PAGE: usize = 4096;
+pub use super::memory::PAGE;
 
 /// The 8-byte little-endian entry at `index` of `page`; 0 past its end.
 #[must_use]

@@ -164,23 +164,6 @@ impl Image {
         }))
     }
 
-    /// The 4 KiB page at physical `pa` (page-aligned), if its bytes are in the file.
-    pub fn page(&self, pa: u64) -> Option<&[u8]> {
-        self.pages_from(pa)
-            .next()
-            .filter(|(at, _)| *at == pa)
-            .map(|(_, page)| page)
-    }
-
-    /// [`Self::pages`] from the page at `pa` on.
-    fn pages_from(&self, pa: u64) -> impl Iterator<Item = (u64, &[u8])> {
-        let skip = match &self.segments {
-            None => usize::try_from(pa / 4096).unwrap_or(usize::MAX),
-            Some(_) => 0,
-        };
-        self.pages().skip(skip).skip_while(move |(at, _)| *at < pa)
-    }
-
     /// How many bytes of physical memory [`Self::pages`] covers.
     pub fn scanned_bytes(&self) -> u64 {
         self.segments.as_ref().map_or_else(
@@ -312,5 +295,29 @@ impl PhysicalMemory for Image {
             .and_then(|b| b.try_into().ok())
             .map(u64::from_le_bytes)
             .ok_or(outside)
+    }
+
+    /// The page's bytes when the file holds all 4096 of them in one piece:
+    /// a raw image's, or a whole page inside one segment's file bytes.
+    fn page(&self, addr: PhysAddr) -> Option<&[u8; 4096]> {
+        if !addr.0.is_multiple_of(4096) {
+            return None;
+        }
+        let start = match &self.segments {
+            None => usize::try_from(addr.0).ok()?,
+            Some(segments) => {
+                let index = segments.partition_point(|s| s.paddr <= addr.0);
+                let segment = segments.get(index.checked_sub(1)?)?;
+                let within = addr.0 - segment.paddr;
+                if within.checked_add(4096)? > segment.file_size {
+                    return None;
+                }
+                segment.offset.checked_add(usize::try_from(within).ok()?)?
+            }
+        };
+        self.bytes()
+            .get(start..start.checked_add(4096)?)?
+            .try_into()
+            .ok()
     }
 }

@@ -19,6 +19,7 @@ use vmwalk::walker::x86_64::discovery::{self as x86, LowStub};
 use crate::crash_dump::Machine;
 use crate::image::{Container, Image};
 use crate::report::Hex;
+use vmwalk::walker::{PhysAddr, PhysicalMemory};
 
 /// Physical memory below this may hold the low stub.
 const LOW_STUB_LIMIT: u64 = 0x10_0000;
@@ -407,7 +408,7 @@ pub fn low_stub_cr3(image: &Image) -> Option<(u64, String)> {
     let candidates: Vec<Candidate> = stubs
         .iter()
         .filter_map(|(_, stub)| {
-            let page = image.page(stub.cr3)?;
+            let page = image.page(PhysAddr(stub.cr3))?;
             let self_map = x86::self_map_index(stub.cr3, page)?;
             Some(Candidate {
                 pa: stub.cr3,

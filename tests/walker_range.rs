@@ -137,6 +137,44 @@ fn range_ends_at_the_top_of_the_address_space() {
     ));
 }
 
+/// `leaves_in` gives the leaves that map some byte of the range, by `next`
+/// and by `fold` alike, also when the range starts inside an entry of an
+/// upper table (a fold that stops at that entry once went on from the
+/// entry's first address, listing the leaves below the range; the fuzzer
+/// found it).
+#[test]
+fn a_range_inside_an_upper_entry_lists_only_its_leaves() {
+    // PML4 0x1000 -> PDPT 0x2000 -> PD 0x3000 -> PT 0x4000 (VA 0..2 MiB) and
+    // PT 0x5000 (VA 2..4 MiB). Leaves: VA 0 -> 0x10000, VA 0x300000 -> 0x11000.
+    let mut image = vec![0u8; 0x6000];
+    for (at, value) in [
+        (0x1000, 0x2003_u64),
+        (0x2000, 0x3003),
+        (0x3000, 0x4003),
+        (0x3008, 0x5003),
+        (0x4000, 0x1_0003),
+        (0x5000 + 8 * 0x100, 0x1_1003),
+    ] {
+        image[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    }
+    let memory = ImageMemory::new(&image);
+    let paging = Paging::new(0x1000, vmwalk::walker::PagingMode::FourLevel);
+    let range = || {
+        paging
+            .leaves_in(&memory, VirtAddr(0x30_0000), VirtAddr(0x30_0fff))
+            .unwrap()
+    };
+    // A leaf as its first virtual and physical addresses; a fault as its address.
+    let first_byte = |leaf: Result<vmwalk::walker::Mapping, vmwalk::walker::x86_64::Fault<_>>| {
+        leaf.map(|m| (m.va.0, m.pa.0)).map_err(|fault| fault.va.0)
+    };
+    let stepped: Vec<_> = range().map(first_byte).collect();
+    let mut folded = Vec::new();
+    range().for_each(|leaf| folded.push(first_byte(leaf)));
+    assert_eq!(stepped, [Ok((0x30_0000, 0x1_1000))]);
+    assert_eq!(folded, stepped);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 

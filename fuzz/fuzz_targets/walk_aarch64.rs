@@ -10,7 +10,7 @@ mod model_aarch64;
 use std::fmt::Write;
 
 use libfuzzer_sys::fuzz_target;
-use model_aarch64::compare::{leaf_outcomes, paging_of, translation_outcome};
+use model_aarch64::compare::{fold_outcomes, leaf_outcomes, paging_of, translation_outcome};
 use model_aarch64::{Regs, enumerate, supported, translate, words_of};
 use vmwalk::walker::{ImageMemory, VirtAddr};
 
@@ -81,10 +81,13 @@ fuzz_target!(|data: &[u8]| {
     // bounded by enumerating only images with a few of them.
     let tables = words.values().filter(|d| *d & 0b11 == 0b11).count();
     if tables <= 8 {
+        let model = enumerate(&words, regs);
+        assert_eq!(leaf_outcomes(paging.leaves(&memory)), model, "{regs:x?}");
+        // Internal iteration: tables scanned by their present bits.
         assert_eq!(
-            leaf_outcomes(paging.leaves(&memory)),
-            enumerate(&words, regs),
-            "{regs:x?}"
+            fold_outcomes(paging.leaves(&memory)),
+            model,
+            "{regs:x?}: fold"
         );
     }
 });

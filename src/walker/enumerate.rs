@@ -25,8 +25,14 @@ type Scanning<A, M> = Result<
 /// otherwise (a reserved bit or encoding, an address beyond the physical
 /// address size, an unreadable table) is yielded as an error and what it
 /// covers skipped. A space whose walks are disabled yields nothing.
-/// Internal iteration (`fold`, `for_each`, `count`...) scans each last-level
-/// table in a tighter loop than `next`.
+/// Internal iteration (`fold`, `for_each`, `count`...) scans a table the
+/// memory holds whole ([`PhysicalMemory::page`]) in a tighter loop than
+/// `next`: its present bits first, then its present entries. It keeps the
+/// last table's bits at each depth, so a table reached again and again
+/// (Linux's espfix area points 2 048 entries at one) is scanned once. On
+/// live tables that is a snapshot: an entry that became present after the
+/// table's first scan is missed at its later visits (one that is no longer
+/// present is still skipped: each entry is read again when taken).
 pub struct Leaves<'m, A: Architecture, M: PhysicalMemory + ?Sized> {
     arch: A,
     memory: &'m M,
@@ -47,6 +53,24 @@ pub struct Leaves<'m, A: Architecture, M: PhysicalMemory + ?Sized> {
     above: [A::Restrictions; 5],
     /// The entries above the current depth.
     path: Path<A>,
+    /// The last table folded at each depth, and its present bits.
+    gathered: [Gathered; 5],
+}
+
+/// The present bits of a table held whole: bit `k` of word `g` for entry
+/// `64 g + k` (see [`Leaves`] on why they are kept).
+#[derive(Clone, Copy)]
+struct Gathered {
+    table: PhysAddr,
+    present: [u64; PAGE / 512],
+}
+
+impl Gathered {
+    /// No table: none sits at the top of the physical address space.
+    const NONE: Self = Self {
+        table: PhysAddr(u64::MAX),
+        present: [0; PAGE / 512],
+    };
 }
 
 impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
@@ -77,6 +101,7 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
             tables: [PhysAddr(0); 5],
             above: [unrestricted; 5],
             path: Path::new(),
+            gathered: [Gathered::NONE; 5],
         }
     }
 
@@ -162,9 +187,16 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
     /// Folds the rest of the table being scanned (within the bounds): its
     /// usable leaves, skipping entries that are not present, with its state
     /// in locals. Stops before anything else (a table to descend into, an
-    /// unreadable or faulting entry), which [`Self::step`] then takes.
+    /// unreadable or faulting entry), which [`Self::descend`] or
+    /// [`Self::step`] then takes.
     #[inline]
-    fn fold_table<B, F>(&mut self, space: A::Space, levels: &[A::Level], init: B, f: &mut F) -> B
+    fn fold_table<B, F>(
+        &mut self,
+        space: A::Space,
+        levels: &[A::Level],
+        init: B,
+        f: &mut F,
+    ) -> (B, Folded)
     where
         F: FnMut(B, LeafOrFault<A, M>) -> B,
     {
@@ -173,7 +205,7 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
             self.above.get(self.depth),
             levels.get(self.depth),
         ) else {
-            return init;
+            return (init, Folded::StoppedAt(None));
         };
         let arch = self.arch;
         let shift = A::shift(level);
@@ -186,21 +218,83 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
             Some(arch.mapping(space, ia, size, pa, A::entry(raw), above))
         };
         let table_entries = TableEntries { shift, first, end };
-        let folded = match self.memory.page(table) {
-            Some(page) => table_entries.fold_page(page, init, leaf, f),
-            None => table_entries.fold_reads(self.memory, table, init, leaf, f),
+        let folded = match (self.memory.page(table), self.gathered.get_mut(self.depth)) {
+            (Some(page), Some(gathered)) => {
+                if gathered.table != table {
+                    *gathered = Gathered {
+                        table,
+                        present: gather_present(page),
+                    };
+                }
+                table_entries.fold_page(page, &gathered.present, init, leaf, f)
+            }
+            _ => table_entries.fold_reads(self.memory, table, init, leaf, f),
         };
         match folded {
             Ok(acc) => {
                 self.next = end;
                 self.advance_past(space, levels, level);
-                acc
+                (acc, Folded::Finished)
             }
-            Err((acc, stopped_at)) => {
-                self.next = stopped_at;
-                acc
+            Err(Stopped { acc, at, raw }) => {
+                // `at` is where the entry's span starts: below `next` when
+                // the bounds start inside the entry it stopped at.
+                self.next = self.next.max(at);
+                (acc, Folded::StoppedAt(raw))
             }
         }
+    }
+
+    /// Enters the table `raw`, the entry at `next` in the table being
+    /// scanned, points to; `false` (nothing done) for any other entry,
+    /// which [`Self::step`] then takes. The way down from a fold, without
+    /// reading the entry again.
+    #[inline]
+    fn descend(&mut self, space: A::Space, levels: &[A::Level], raw: u64) -> bool {
+        let (Some(&level), Some(&table), Some(&above)) = (
+            levels.get(self.depth),
+            self.tables.get(self.depth),
+            self.above.get(self.depth),
+        ) else {
+            return false;
+        };
+        let entry = A::entry(raw);
+        match self.arch.step::<M::Error>(level, entry) {
+            Ok(Step::Table(next_table)) => {
+                let index = (self.next >> A::shift(level)) & 0x1ff;
+                let visited = Visited {
+                    level,
+                    addr: PhysAddr(table.0 + 8 * index),
+                    entry,
+                };
+                self.enter(space, visited, above, next_table)
+            }
+            _ => false,
+        }
+    }
+
+    /// Goes down into `next_table`, which the entry `visited` of the table
+    /// being scanned points to; `false` (nothing done) below the last level,
+    /// where `step` never gives a table.
+    #[inline]
+    fn enter(
+        &mut self,
+        space: A::Space,
+        visited: Visited<A>,
+        above: A::Restrictions,
+        next_table: PhysAddr,
+    ) -> bool {
+        let below = self.depth + 1;
+        let (Some(table), Some(restrictions)) =
+            (self.tables.get_mut(below), self.above.get_mut(below))
+        else {
+            return false;
+        };
+        *table = next_table;
+        *restrictions = self.arch.narrowed(space, above, visited.entry);
+        self.path.push(visited);
+        self.depth = below;
+        true
     }
 }
 
@@ -217,7 +311,13 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, A, M> 
             if let (true, Some(&space)) = (self.started, self.spaces.get(self.space)) {
                 let levels = self.arch.levels(space);
                 if self.next <= self.last {
-                    acc = self.fold_table(space, levels, acc, &mut f);
+                    let folded;
+                    (acc, folded) = self.fold_table(space, levels, acc, &mut f);
+                    if let Folded::StoppedAt(Some(raw)) = folded
+                        && self.descend(space, levels, raw)
+                    {
+                        continue;
+                    }
                 }
             }
             match self.step() {
@@ -248,9 +348,22 @@ struct TableEntries {
     end: u64,
 }
 
-/// Where a fold of a table stopped early: its accumulator and the input
-/// address of the entry it did not take.
-type Stopped<B> = (B, u64);
+/// How a fold of a table ended.
+enum Folded {
+    /// It took every entry up to the end of the table (or of the bounds).
+    Finished,
+    /// It stopped at the entry at `next`, which it read (`Some`) or could not.
+    StoppedAt(Option<u64>),
+}
+
+/// Where a fold of a table stopped early.
+struct Stopped<B> {
+    acc: B,
+    /// The input address of the entry it did not take.
+    at: u64,
+    /// That entry, when it could be read.
+    raw: Option<u64>,
+}
 
 impl TableEntries {
     /// The index of the entry of input address `ia`, and back.
@@ -263,32 +376,39 @@ impl TableEntries {
         base + ((index as u64) << self.shift)
     }
 
-    /// Folds the present entries of the table held whole in `page`: each
-    /// one `leaf` maps, in order, until one it does not. Present bits are
-    /// gathered 64 entries at a time, so a stretch with none costs one test
-    /// and a present entry one step (few branches to mispredict on tables
+    /// Folds the present entries of the table held whole in `page`, whose
+    /// present bits are `present`: each one `leaf` maps, in order, until
+    /// one it does not. A stretch of 64 entries with none present costs one
+    /// test, a present entry one step (few branches to mispredict on tables
     /// whose entries come and go).
     #[inline]
     fn fold_page<B, T, E>(
         &self,
         page: &[u8; PAGE],
+        present: &[u64; PAGE / 512],
         init: B,
         mut leaf: impl FnMut(u64, u64) -> Option<T>,
         f: &mut impl FnMut(B, Result<T, E>) -> B,
     ) -> Result<B, Stopped<B>> {
         let (first_index, last_index) = (self.index(self.first), self.index(self.end));
+        let (first_group, last_group) = (first_index / 64, last_index / 64);
+        // Which entries of each group to take: from `first_index` to `last_index`.
+        let mut taken = [u64::MAX; PAGE / 512];
+        for (group, mask) in taken.iter_mut().enumerate() {
+            if group < first_group || group > last_group {
+                *mask = 0;
+            }
+        }
+        if let Some(mask) = taken.get_mut(first_group) {
+            *mask &= u64::MAX << (first_index % 64);
+        }
+        if let Some(mask) = taken.get_mut(last_group) {
+            *mask &= u64::MAX >> (63 - last_index % 64);
+        }
+        let groups = page.as_chunks::<512>().0;
         let mut acc = init;
-        for (group, bytes) in page.chunks_exact(512).enumerate().skip(first_index / 64) {
-            if group * 64 > last_index {
-                break;
-            }
-            let mut present_entries = bit_0_of_each(bytes);
-            if group == first_index / 64 {
-                present_entries &= u64::MAX << (first_index % 64);
-            }
-            if group == last_index / 64 {
-                present_entries &= u64::MAX >> (63 - last_index % 64);
-            }
+        for (group, (&mask, bytes)) in taken.iter().zip(groups).enumerate() {
+            let mut present_entries = present.get(group).map_or(0, |&bits| bits & mask);
             while present_entries != 0 {
                 let k = present_entries.trailing_zeros() as usize;
                 present_entries &= present_entries - 1;
@@ -297,10 +417,11 @@ impl TableEntries {
                     .and_then(|entry| entry.try_into().ok())
                     .map_or(0, u64::from_le_bytes);
                 let ia = self.input_address(group * 64 + k);
-                match leaf(ia, raw) {
-                    Some(mapping) => acc = f(acc, Ok(mapping)),
-                    None => return Err((acc, ia)),
-                }
+                let Some(mapping) = leaf(ia, raw) else {
+                    let raw = Some(raw);
+                    return Err(Stopped { acc, at: ia, raw });
+                };
+                acc = f(acc, Ok(mapping));
             }
         }
         Ok(acc)
@@ -322,13 +443,18 @@ impl TableEntries {
         loop {
             let addr = PhysAddr(table.0 + 8 * ((ia >> self.shift) & 0x1ff));
             let Ok(raw) = memory.read_u64(addr) else {
-                return Err((acc, ia));
+                return Err(Stopped {
+                    acc,
+                    at: ia,
+                    raw: None,
+                });
             };
             if raw & PRESENT != 0 {
-                match leaf(ia, raw) {
-                    Some(mapping) => acc = f(acc, Ok(mapping)),
-                    None => return Err((acc, ia)),
-                }
+                let Some(mapping) = leaf(ia, raw) else {
+                    let raw = Some(raw);
+                    return Err(Stopped { acc, at: ia, raw });
+                };
+                acc = f(acc, Ok(mapping));
             }
             if ia >= self.end {
                 return Ok(acc);
@@ -336,6 +462,17 @@ impl TableEntries {
             ia += 1 << self.shift;
         }
     }
+}
+
+/// The present bits of the table held whole in `page` (see [`Gathered`]),
+/// gathered in one straight run.
+#[inline]
+fn gather_present(page: &[u8; PAGE]) -> [u64; PAGE / 512] {
+    let mut present = [0; PAGE / 512];
+    for (mask, bytes) in present.iter_mut().zip(page.as_chunks::<512>().0) {
+        *mask = bit_0_of_each(bytes);
+    }
+    present
 }
 
 /// The present (valid) bit of every architecture's entries: bit 0.
@@ -354,40 +491,51 @@ fn bit_0_of_each(bytes: &[u8]) -> u64 {
         })
 }
 
-/// Bit 0 of each of the 64 little-endian words in `bytes` (shorter: the
-/// words it holds), two at a time: shifted to the sign bits, which
-/// `movmskpd` gathers. Scalar, this loop cost 38% of an enumeration of a
-/// Linux guest's sparse tables.
+/// Bit 0 of each of the 64 little-endian words in `bytes` (512 bytes), 16
+/// words at a time. Scalar, this loop cost 38% of an enumeration of a Linux
+/// guest's sparse tables; two words per `movmskpd` still cost half of its
+/// instructions.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn bit_0_of_each(bytes: &[u8]) -> u64 {
-    let word = |bytes: &[u8]| bytes.try_into().map_or(0, u64::from_le_bytes);
-    // Four chains of eight, not one of 32: the ORs need not wait on each other.
-    let mut masks = [0_u64; 4];
-    for (quarter, words) in bytes.chunks_exact(128).enumerate() {
-        if let Some(mask) = masks.get_mut(quarter) {
-            for (pair, two) in words.chunks_exact(16).enumerate() {
-                let (low, high) = two.split_at(8);
-                // SAFETY: SSE2 is part of every x86-64 CPU.
-                *mask |= unsafe { sign_bits(word(low), word(high)) } << (2 * pair);
-            }
-        }
-    }
-    masks
-        .iter()
+    bytes
+        .chunks_exact(128)
         .enumerate()
-        .fold(0, |all, (quarter, mask)| all | mask << (16 * quarter))
+        .fold(0, |mask, (sixteenth, words)| {
+            // SAFETY: SSE2 is part of every x86-64 CPU.
+            mask | u64::from(unsafe { bit_0_of_16(words) }) << (16 * sixteenth)
+        })
 }
 
-/// Bit 0 of `low` and of `high`, as bits 0 and 1: shifted to the sign bits,
-/// which `movmskpd` gathers.
+/// Bit 0 of each of the 16 little-endian words in `words` (128 bytes): the
+/// low halves of the words gathered four to a register (`shufps`), bit 0
+/// shifted to each half's sign, signs kept through two saturating packs
+/// (32 to 16 to 8 bits), and gathered by `pmovmskb`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 #[inline]
-fn sign_bits(low: u64, high: u64) -> u64 {
-    use core::arch::x86_64::{_mm_castsi128_pd, _mm_movemask_pd, _mm_set_epi64x, _mm_slli_epi64};
-    let two = _mm_set_epi64x(high.cast_signed(), low.cast_signed());
-    u64::from(_mm_movemask_pd(_mm_castsi128_pd(_mm_slli_epi64::<63>(two))).cast_unsigned())
+fn bit_0_of_16(words: &[u8]) -> u16 {
+    use core::arch::x86_64::{
+        __m128i, _mm_castps_si128, _mm_castsi128_ps, _mm_movemask_epi8, _mm_packs_epi16,
+        _mm_packs_epi32, _mm_set_epi64x, _mm_shuffle_ps, _mm_slli_epi32,
+    };
+    let word = |k: usize| {
+        words
+            .get(8 * k..8 * k + 8)
+            .and_then(|word| word.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+            .cast_signed()
+    };
+    let two = |k: usize| _mm_castsi128_ps(_mm_set_epi64x(word(k + 1), word(k)));
+    // Words k..k+4 as four 32-bit lanes, bit 0 in each lane's sign.
+    let four = |k: usize| -> __m128i {
+        let low_halves = _mm_shuffle_ps::<0b10_00_10_00>(two(k), two(k + 2));
+        _mm_slli_epi32::<31>(_mm_castps_si128(low_halves))
+    };
+    let first_eight = _mm_packs_epi32(four(0), four(4));
+    let last_eight = _mm_packs_epi32(four(8), four(12));
+    let signs = _mm_movemask_epi8(_mm_packs_epi16(first_eight, last_eight));
+    u16::try_from(signs).unwrap_or(0)
 }
 
 /// What enumeration yields: a leaf, or why a part of the tables is skipped.
@@ -476,16 +624,7 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'_, A, M> {
                 Progress::Yield(Err(fault))
             }
             Ok(Step::Table(next_table)) => {
-                let below = self.depth + 1;
-                if let (Some(table), Some(restrictions)) =
-                    (self.tables.get_mut(below), self.above.get_mut(below))
-                {
-                    *table = next_table;
-                    *restrictions = self.arch.narrowed(space, above, entry);
-                    self.path.push(visited);
-                    self.depth = below;
-                } else {
-                    // A table below the last level: `step` never gives one.
+                if !self.enter(space, visited, above, next_table) {
                     self.advance_past(space, levels, level);
                 }
                 Progress::Moved
@@ -511,5 +650,12 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Runs<'_, A, M> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.0.next()
+    }
+
+    fn fold<B, F>(self, init: B, f: F) -> B
+    where
+        F: FnMut(B, Self::Item) -> B,
+    {
+        self.0.fold(init, f)
     }
 }

@@ -90,4 +90,44 @@ where
             }
         }
     }
+
+    /// [`Self::next`]'s runs, in a fold of the leaves: the enumeration's
+    /// faster internal iteration.
+    fn fold<B, F>(self, init: B, mut f: F) -> B
+    where
+        F: FnMut(B, Self::Item) -> B,
+    {
+        let mut acc = init;
+        if let Some(fault) = self.held {
+            acc = f(acc, Err(fault));
+        }
+        let (acc, pending) =
+            self.leaves
+                .fold((acc, self.pending), |(acc, pending), leaf| match leaf {
+                    Err(fault) => {
+                        let acc = match pending {
+                            Some(run) => f(acc, Ok(run)),
+                            None => acc,
+                        };
+                        (f(acc, Err(fault)), None)
+                    }
+                    Ok(leaf) => {
+                        let run = R::of(&leaf);
+                        match pending {
+                            Some(mut pending) => {
+                                if pending.absorb(&run) {
+                                    (acc, Some(pending))
+                                } else {
+                                    (f(acc, Ok(pending)), Some(run))
+                                }
+                            }
+                            None => (acc, Some(run)),
+                        }
+                    }
+                });
+        match pending {
+            Some(run) => f(acc, Ok(run)),
+            None => acc,
+        }
+    }
 }

@@ -55,10 +55,23 @@ pub fn translation_outcome<E>(result: &Result<Translation, Fault<E>>) -> Outcome
 pub fn leaf_outcomes<E>(
     items: impl Iterator<Item = Result<Mapping, Fault<E>>>,
 ) -> Vec<(u64, Outcome)> {
-    items
-        .map(|item| match item {
-            Ok(m) => (m.va.0, mapped(&m, m.pa.0)),
-            Err(f) => (f.va.0, fault_outcome(&f)),
-        })
-        .collect()
+    items.map(|item| leaf_outcome(&item)).collect()
+}
+
+/// [`leaf_outcomes`] through the iterator's `fold` (its internal
+/// iteration), not `next`.
+pub fn fold_outcomes<E>(
+    items: impl Iterator<Item = Result<Mapping, Fault<E>>>,
+) -> Vec<(u64, Outcome)> {
+    items.fold(Vec::new(), |mut outcomes, item| {
+        outcomes.push(leaf_outcome(&item));
+        outcomes
+    })
+}
+
+fn leaf_outcome<E>(item: &Result<Mapping, Fault<E>>) -> (u64, Outcome) {
+    match item {
+        Ok(m) => (m.va.0, mapped(m, m.pa.0)),
+        Err(f) => (f.va.0, fault_outcome(f)),
+    }
 }

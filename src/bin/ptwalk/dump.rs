@@ -27,23 +27,27 @@ fn run_x86(out: &mut dyn Write, paging: &Paging, image: &Image) -> Result<()> {
     let (mut unreadable, mut skipped) = (0, Skipped::default());
     let mut missing_tables = BTreeSet::new();
     let mut listed = 0_usize;
-    for leaf in paging.leaves(image) {
-        match leaf {
-            Ok(mapping) => {
-                listed += 1;
-                writeln!(out, "{}", InfoTlbLine(&mapping))?;
+    // Internal iteration (`for_each`): the enumeration's faster loop. The
+    // first failed write is kept, and nothing more is written.
+    let mut written = Ok(());
+    paging.leaves(image).for_each(|leaf| match leaf {
+        Ok(mapping) => {
+            listed += 1;
+            if written.is_ok() {
+                written = writeln!(out, "{}", InfoTlbLine(&mapping));
             }
-            // Missing tables are counted, not listed: one line each buried real faults.
-            Err(Fault {
-                kind: FaultKind::ReadFailed { addr, .. },
-                ..
-            }) => {
-                unreadable += 1;
-                missing_tables.insert(addr.0 & !0xfff);
-            }
-            Err(fault) => skipped.note(&fault),
         }
-    }
+        // Missing tables are counted, not listed: one line each buried real faults.
+        Err(Fault {
+            kind: FaultKind::ReadFailed { addr, .. },
+            ..
+        }) => {
+            unreadable += 1;
+            missing_tables.insert(addr.0 & !0xfff);
+        }
+        Err(fault) => skipped.note(&fault),
+    });
+    written?;
     out.flush()?;
     skipped.finish();
     if listed == 0 {
@@ -67,18 +71,22 @@ fn run_aarch64(out: &mut dyn Write, registers: &Registers, image: &Image) -> Res
     let paging = registers.paging()?;
     let mut missing = 0_usize;
     let mut skipped = Skipped::default();
-    for run in paging.leaves(image).runs() {
-        match run {
-            Ok(run) => writeln!(out, "{}", aarch64_run_line(&paging, &run))?,
-            Err(aarch64::Fault {
-                kind: aarch64::FaultKind::ReadFailed { .. },
-                ..
-            }) => missing += 1,
-            // On Windows, a block read through the self-map one level down:
-            // a reserved encoding the CPU faults on, and nothing to list.
-            Err(fault) => skipped.note(&fault),
+    let mut written = Ok(());
+    paging.leaves(image).runs().for_each(|run| match run {
+        Ok(run) => {
+            if written.is_ok() {
+                written = writeln!(out, "{}", aarch64_run_line(&paging, &run));
+            }
         }
-    }
+        Err(aarch64::Fault {
+            kind: aarch64::FaultKind::ReadFailed { .. },
+            ..
+        }) => missing += 1,
+        // On Windows, a block read through the self-map one level down:
+        // a reserved encoding the CPU faults on, and nothing to list.
+        Err(fault) => skipped.note(&fault),
+    });
+    written?;
     out.flush()?;
     skipped.finish();
     if missing > 0 {

@@ -1,7 +1,7 @@
 //! ptwalk: translate addresses and list mappings with vmwalk's page-table
 //! walkers (x86-64 and ARM64), over a physical memory image. This file
 //! parses the command line (`cli.rs`) and hands each subcommand to its
-//! module: `translate.rs`, `dump.rs`, `pte.rs`, `spaces.rs`, `map.rs`.
+//! module: `translate.rs`, `dump.rs`, `pte.rs`, `spaces.rs`, `map/`.
 
 mod addresses;
 mod cli;

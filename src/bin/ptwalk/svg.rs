@@ -1,6 +1,6 @@
 //! A self-contained SVG document built as a string: elements with escaped
 //! attributes and text, an inline style sheet, no script and no reference
-//! outside the document. `map.rs` draws with it.
+//! outside the document. `map/draw.rs` draws with it.
 
 use std::fmt::Write as _;
 

@@ -6,7 +6,9 @@
 use std::fmt;
 
 use serde::{Serialize, Serializer};
-use vmwalk::walker::{self, OutsideImage, PageSize, aarch64};
+use vmwalk::walker::{
+    self, Architecture, Fault, Leaf as _, OutsideImage, PageSize, Translation, aarch64,
+};
 
 /// An x86-64 walk's result.
 pub type X86Walk = Result<walker::x86_64::Translation, walker::x86_64::Fault<OutsideImage>>;
@@ -161,51 +163,36 @@ pub enum ErrorKind {
 impl AddressReport {
     /// The report of x86-64's walk of `va`.
     pub fn x86(va: u64, walk: X86Walk) -> Self {
-        let (path, translation) = match &walk {
-            Ok(t) => (t.path, Some(t)),
-            Err(fault) => (fault.path, None),
-        };
-        let error = walk.err().map(|fault| {
+        use walker::FaultKind as K;
+        let error = walk.as_ref().err().map(|fault| {
             let (kind, level) = match fault.kind {
-                walker::FaultKind::NonCanonical { .. } => (ErrorKind::NonCanonical, None),
-                walker::FaultKind::NotPresent { level, .. } => (ErrorKind::NotPresent, Some(level)),
-                walker::FaultKind::ReservedBit { level, .. } => {
-                    (ErrorKind::ReservedBit, Some(level))
-                }
-                walker::FaultKind::ReadFailed { level, .. } => (ErrorKind::ReadFailed, Some(level)),
+                K::NonCanonical { .. } => (ErrorKind::NonCanonical, None),
+                K::NotPresent { level, .. } => (ErrorKind::NotPresent, Some(level)),
+                K::ReservedBit { level, .. } => (ErrorKind::ReservedBit, Some(level)),
+                K::ReadFailed { level, .. } => (ErrorKind::ReadFailed, Some(level)),
             };
-            ErrorReport {
-                kind,
-                level: level.map(EntryLevel::X86),
-                reason: fault.kind.to_string(),
-            }
+            ErrorReport::new(kind, level.map(EntryLevel::X86), &fault.kind)
         });
+        let mapping = walk.as_ref().ok().map(|t| {
+            let m = &t.mapping;
+            MappingReport::X86(X86Mapping {
+                writable: m.access.writable,
+                user: m.access.user,
+                executable: m.access.executable,
+                global: m.global(),
+                dirty: m.dirty(),
+                accessed: m.accessed(),
+                pat_index: m.memory_type().pat_index(),
+            })
+        });
+        let (pa, page_size, path) = walked(&walk, EntryLevel::X86, |entry| entry.0);
         Self {
             va: Hex(va),
             arch: Arch::X86_64,
-            pa: translation.map(|t| Hex(t.pa.0)),
-            page_size: translation.map(|t| Shown(t.mapping.size)),
-            mapping: translation.map(|t| {
-                let m = &t.mapping;
-                MappingReport::X86(X86Mapping {
-                    writable: m.access.writable,
-                    user: m.access.user,
-                    executable: m.access.executable,
-                    global: m.global(),
-                    dirty: m.dirty(),
-                    accessed: m.accessed(),
-                    pat_index: m.memory_type().pat_index(),
-                })
-            }),
-            path: path
-                .as_slice()
-                .iter()
-                .map(|visited| PathEntry {
-                    level: EntryLevel::X86(visited.level),
-                    entry_addr: Hex(visited.addr.0),
-                    value: Hex(visited.entry.0),
-                })
-                .collect(),
+            pa,
+            page_size,
+            mapping,
+            path,
             error,
             walk: Walk::X86(walk),
         }
@@ -214,11 +201,7 @@ impl AddressReport {
     /// The report of ARM64's walk of `va`.
     pub fn aarch64(va: u64, walk: Aarch64Walk) -> Self {
         use aarch64::FaultKind as K;
-        let (path, translation) = match &walk {
-            Ok(t) => (t.path, Some(t)),
-            Err(fault) => (fault.path, None),
-        };
-        let error = walk.err().map(|fault| {
+        let error = walk.as_ref().err().map(|fault| {
             let (kind, level) = match fault.kind {
                 K::OutsideRanges { .. } => (ErrorKind::NonCanonical, None),
                 K::WalksDisabled { .. } => (ErrorKind::WalksDisabled, None),
@@ -228,40 +211,30 @@ impl AddressReport {
                 K::AddressSize { level, .. } => (ErrorKind::AddressSize, Some(level)),
                 K::ReadFailed { level, .. } => (ErrorKind::ReadFailed, Some(level)),
             };
-            ErrorReport {
-                kind,
-                level: level.map(EntryLevel::Aarch64),
-                reason: fault.kind.to_string(),
-            }
+            ErrorReport::new(kind, level.map(EntryLevel::Aarch64), &fault.kind)
         });
+        let mapping = walk.as_ref().ok().map(|t| {
+            let (m, a) = (&t.mapping, t.mapping.access);
+            MappingReport::Aarch64(Aarch64Mapping {
+                range: Shown(m.range),
+                el1_write: a.privileged_write,
+                el0_read: a.unprivileged_read,
+                el0_write: a.unprivileged_write,
+                el1_execute: a.privileged_execute,
+                el0_execute: a.unprivileged_execute,
+                attr_index: m.attr_index(),
+                global: m.global(),
+                accessed: m.accessed(),
+            })
+        });
+        let (pa, page_size, path) = walked(&walk, EntryLevel::Aarch64, |entry| entry.0);
         Self {
             va: Hex(va),
             arch: Arch::Aarch64,
-            pa: translation.map(|t| Hex(t.pa.0)),
-            page_size: translation.map(|t| Shown(t.mapping.size)),
-            mapping: translation.map(|t| {
-                let m = &t.mapping;
-                let a = m.access;
-                MappingReport::Aarch64(Aarch64Mapping {
-                    range: Shown(m.range),
-                    el1_write: a.privileged_write,
-                    el0_read: a.unprivileged_read,
-                    el0_write: a.unprivileged_write,
-                    el1_execute: a.privileged_execute,
-                    el0_execute: a.unprivileged_execute,
-                    attr_index: m.attr_index(),
-                    global: m.global(),
-                    accessed: m.accessed(),
-                })
-            }),
-            path: path
-                .iter()
-                .map(|visited| PathEntry {
-                    level: EntryLevel::Aarch64(visited.level),
-                    entry_addr: Hex(visited.addr.0),
-                    value: Hex(visited.entry.0),
-                })
-                .collect(),
+            pa,
+            page_size,
+            mapping,
+            path,
             error,
             walk: Walk::Aarch64(walk),
         }
@@ -273,6 +246,41 @@ impl AddressReport {
             .as_ref()
             .is_some_and(|error| error.kind == ErrorKind::ReadFailed)
     }
+}
+
+impl ErrorReport {
+    fn new(kind: ErrorKind, level: Option<EntryLevel>, reason: &impl fmt::Display) -> Self {
+        Self {
+            kind,
+            level,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// What a report holds alike on every architecture: the physical address
+/// and page size of a translation, and every entry the walk read.
+fn walked<A: Architecture>(
+    walk: &Result<Translation<A>, Fault<A, OutsideImage>>,
+    level: fn(A::Level) -> EntryLevel,
+    raw: fn(A::Entry) -> u64,
+) -> (Option<Hex>, Option<Shown<PageSize>>, Vec<PathEntry>) {
+    let path = match walk {
+        Ok(t) => t.path,
+        Err(fault) => fault.path,
+    };
+    let translation = walk.as_ref().ok();
+    (
+        translation.map(|t| Hex(t.pa.0)),
+        translation.map(|t| Shown(t.mapping.size())),
+        path.iter()
+            .map(|visited| PathEntry {
+                level: level(visited.level),
+                entry_addr: Hex(visited.addr.0),
+                value: Hex(raw(visited.entry)),
+            })
+            .collect(),
+    )
 }
 
 /// A number, as a JSON string of `0x` and lowercase hex digits.

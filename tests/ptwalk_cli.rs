@@ -1390,18 +1390,13 @@ fn aarch64_bad_input_gets_one_line() {
 const TINY_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny.raw");
 
 /// The README's ARM64 sample with its registers.
-const ARM64_SAMPLE: [&str; 10] = [
-    "--arch",
-    "aarch64",
-    "--image",
-    concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny-arm64.raw"),
-    "--ttbr0",
-    "1000",
-    "--ttbr1",
-    "1800",
-    "--tcr",
-    "615b5513511",
-];
+fn arm64_sample() -> Vec<&'static str> {
+    [
+        &["--image", ptwalk_run::ARM64_SAMPLE][..],
+        &ptwalk_run::ARM64_SAMPLE_REGISTERS,
+    ]
+    .concat()
+}
 
 /// `dump --arch aarch64` on the README's sample: the self-map's 2 MiB block,
 /// read one level down, is a reserved encoding; `dump` names it on stderr,
@@ -1409,7 +1404,7 @@ const ARM64_SAMPLE: [&str; 10] = [
 /// `scripts/make-samples.py`'s tables) and exits 0, as on x86-64.
 #[test]
 fn aarch64_dump_goes_past_entries_it_cannot_follow() {
-    let output = ptwalk(&[&["dump"], &ARM64_SAMPLE[..]].concat());
+    let output = ptwalk(&[&["dump"], &arm64_sample()[..]].concat());
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let out = stdout(&output);
     assert!(
@@ -1599,7 +1594,7 @@ fn pte_on_an_address_outside_the_address_space_is_one_line_and_fails() {
         String::from_utf8_lossy(&output.stderr)
             .ends_with("ptwalk: 1 address(es) are outside the address space\n")
     );
-    let output = ptwalk(&[&["pte"], &ARM64_SAMPLE[..], &["0080000000000000"]].concat());
+    let output = ptwalk(&[&["pte"], &arm64_sample()[..], &["0080000000000000"]].concat());
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert_eq!(stdout(&output).lines().count(), 1, "{output:?}");
 }

@@ -4,35 +4,20 @@
 //! its own), the architectures' index arithmetic; then rendered by headless
 //! Chromium, and the README's picture reproduced.
 
+mod crash_dump;
 #[path = "fixtures/mod.rs"]
 mod fixtures;
 mod map_capture;
+mod ptwalk_run;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use ptwalk_run::{ARM64_SAMPLE_REGISTERS, ptwalk};
 use roxmltree::{Document, Node};
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const ARM64: [&str; 8] = [
-    "--arch",
-    "aarch64",
-    "--ttbr0",
-    "1000",
-    "--ttbr1",
-    "1800",
-    "--tcr",
-    "615b5513511",
-];
-
-fn ptwalk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ptwalk"))
-        .current_dir(ROOT)
-        .args(args)
-        .output()
-        .expect("ptwalk runs")
-}
 
 fn stdout_of(args: &[&str]) -> String {
     let output = ptwalk(args);
@@ -269,7 +254,7 @@ fn tiny_runs_are_dumps_leaves_with_the_samples_layout() {
 fn arm64_runs_are_dumps_lines() {
     let dir = temp_dir("arm64");
     let mut args = vec!["--image", "samples/tiny-arm64.raw"];
-    args.extend(ARM64);
+    args.extend(ARM64_SAMPLE_REGISTERS);
     let svg = map(&args, &[], &dir);
     let doc = Document::parse(&svg).expect("well-formed XML");
     let mut dump_args = vec!["dump"];
@@ -453,7 +438,7 @@ fn x86_walks_are_translates() {
 #[test]
 fn arm64_walks_are_translates() {
     let mut args = vec!["--image", "samples/tiny-arm64.raw"];
-    args.extend(ARM64);
+    args.extend(ARM64_SAMPLE_REGISTERS);
     check_walks(&args, &SAMPLE_ADDRESSES, true);
 }
 

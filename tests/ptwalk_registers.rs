@@ -24,21 +24,9 @@ use crash_dump::{Machine, PAGE};
 use ptwalk_run::{pages_of, ptwalk, stderr, stdout, write_temp};
 use qemu_core::{CR4_PAE, Vcpu};
 
-/// The README's ARM64 sample: Windows on ARM64's layout, one top-level page
-/// at 0x1000 (`TTBR0_EL1` 0x1000, `TTBR1_EL1` 0x1800).
-const ARM64_RAW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny-arm64.raw");
-
-/// The registers to give for it, by hand.
-const ARM64_FLAGS: [&str; 8] = [
-    "--arch",
-    "aarch64",
-    "--ttbr0",
-    "1000",
-    "--ttbr1",
-    "1800",
-    "--tcr",
-    "615b5513511",
-];
+/// The README's ARM64 sample, and the registers to give for it by hand.
+const ARM64_RAW: &str = ptwalk_run::ARM64_SAMPLE;
+const ARM64_FLAGS: [&str; 8] = ptwalk_run::ARM64_SAMPLE_REGISTERS;
 
 /// Addresses of the sample and what `scripts/make-samples.py` says they map to.
 const ARM64_ADDRESSES: [&str; 5] = [

@@ -14,9 +14,25 @@ pub fn write_temp(name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// `ptwalk ARGS...`, run to its end.
+/// The README's ARM64 sample (`samples/tiny-arm64.raw`, Windows on ARM64's
+/// layout, one top-level page at 0x1000) and the registers to give for it.
+pub const ARM64_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/tiny-arm64.raw");
+pub const ARM64_SAMPLE_REGISTERS: [&str; 8] = [
+    "--arch",
+    "aarch64",
+    "--ttbr0",
+    "1000",
+    "--ttbr1",
+    "1800",
+    "--tcr",
+    "615b5513511",
+];
+
+/// `ptwalk ARGS...` in the repository's root (relative paths such as
+/// `samples/tiny.raw` are the README's), run to its end.
 pub fn ptwalk(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ptwalk"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
         .output()
         .unwrap()

@@ -46,26 +46,28 @@ def memflow_rows(table, ratios, m):
                 key = f"memflow/{arch}/batch/{n}/{order}"
                 if f"{key}/vmwalk" not in m:
                     continue
-                ours, theirs = m[f"{key}/vmwalk"], m[f"{key}/memflow"]
-                batch.append(ours / theirs)
                 label = f"{arch}: batch of {n}, {order}, per address" if (n, order) == (1, "shuffled") else f"{arch}: batch of {n}, {order}"
-                table.append((label, "vmwalk", ns(ours), "", ""))
-                table.append(("", "memflow virt_to_phys_iter", ns(theirs), "ours/memflow", f"{ours / theirs:.3f}"))
+                batch.append(pair_rows(table, (label, "vmwalk", m[f"{key}/vmwalk"]),
+                                       ("memflow virt_to_phys_iter", m[f"{key}/memflow"]), "ours/memflow", 3))
     ratios["memflow_batch_ratio"] = max(batch)
-    maps = []
-    for arch in ("x86_64", "aarch64"):
-        ours, theirs = m[f"memflow/{arch}/map/vmwalk"], m[f"memflow/{arch}/map/memflow"]
-        maps.append(ours / theirs)
-        table.append((f"{arch}: every mapping, as runs", "vmwalk leaves().runs()", ns(ours), "", ""))
-        table.append(("", "memflow virt_translation_map", ns(theirs), "ours/memflow", f"{ours / theirs:.2f}"))
-    ratios["memflow_map_ratio"] = max(maps)
-    scans = []
-    for image in ("linux_la48", "windows_like"):
-        ours, limit = m[f"scan/{image}/enumerate"], m[f"scan/{image}/read_tables"]
-        scans.append(ours / limit)
-        table.append((f"{image}: scan limit, enumerate", "vmwalk", ns(ours), "", ""))
-        table.append(("", f"read its {m[f'scan/{image}/tables']:.0f} table pages", ns(limit), "ours/limit", f"{ours / limit:.2f}"))
-    ratios["scan_limit_ratio"] = max(scans)
+    ratios["memflow_map_ratio"] = max(
+        pair_rows(table, (f"{arch}: every mapping, as runs", "vmwalk leaves().runs()", m[f"memflow/{arch}/map/vmwalk"]),
+                  ("memflow virt_translation_map", m[f"memflow/{arch}/map/memflow"]), "ours/memflow", 2)
+        for arch in ("x86_64", "aarch64"))
+    ratios["scan_limit_ratio"] = max(
+        pair_rows(table, (f"{image}: scan limit, enumerate", "vmwalk", m[f"scan/{image}/enumerate"]),
+                  (f"read its {m[f'scan/{image}/tables']:.0f} table pages", m[f"scan/{image}/read_tables"]), "ours/limit", 2)
+        for image in ("linux_la48", "windows_like"))
+
+
+def pair_rows(table, ours, theirs, ratio_label, digits):
+    """Two rows of `table`: `ours` (row label, who, nanoseconds) and `theirs`
+    (who, nanoseconds) with the ratio of ours to theirs, which it returns."""
+    (label, who, ours_ns), (their_who, their_ns) = ours, theirs
+    ratio = ours_ns / their_ns
+    table.append((label, who, ns(ours_ns), "", ""))
+    table.append(("", their_who, ns(their_ns), ratio_label, f"{ratio:.{digits}f}"))
+    return ratio
 
 
 def dump_rows(table, ratios, dumps):

@@ -187,8 +187,9 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
     /// Folds the rest of the table being scanned (within the bounds): its
     /// usable leaves, skipping entries that are not present, with its state
     /// in locals. Stops before anything else (a table to descend into, an
-    /// unreadable or faulting entry), which [`Self::descend`] or
-    /// [`Self::step`] then takes.
+    /// unreadable or faulting entry); returns that entry when it read it
+    /// (present, not a usable leaf), for [`Self::take_stopped`], else
+    /// [`Self::step`] takes what comes next.
     #[inline]
     fn fold_table<B, F>(
         &mut self,
@@ -196,7 +197,7 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
         levels: &[A::Level],
         init: B,
         f: &mut F,
-    ) -> (B, Folded)
+    ) -> (B, Option<u64>)
     where
         F: FnMut(B, LeafOrFault<A, M>) -> B,
     {
@@ -205,7 +206,7 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
             self.above.get(self.depth),
             levels.get(self.depth),
         ) else {
-            return (init, Folded::StoppedAt(None));
+            return (init, None);
         };
         let arch = self.arch;
         let shift = A::shift(level);
@@ -234,67 +235,37 @@ impl<'m, A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'m, A, M> {
             Ok(acc) => {
                 self.next = end;
                 self.advance_past(space, levels, level);
-                (acc, Folded::Finished)
+                (acc, None)
             }
             Err(Stopped { acc, at, raw }) => {
                 // `at` is where the entry's span starts: below `next` when
                 // the bounds start inside the entry it stopped at.
                 self.next = self.next.max(at);
-                (acc, Folded::StoppedAt(raw))
+                (acc, raw)
             }
         }
     }
 
-    /// Enters the table `raw`, the entry at `next` in the table being
-    /// scanned, points to; `false` (nothing done) for any other entry,
-    /// which [`Self::step`] then takes. The way down from a fold, without
-    /// reading the entry again.
+    /// Takes the entry `raw` at `next` that a fold stopped at, as
+    /// [`Self::step`] would (into its table, or its fault), without reading
+    /// it again.
     #[inline]
-    fn descend(&mut self, space: A::Space, levels: &[A::Level], raw: u64) -> bool {
+    fn take_stopped(
+        &mut self,
+        space: A::Space,
+        levels: &[A::Level],
+        raw: u64,
+    ) -> Progress<LeafOrFault<A, M>> {
         let (Some(&level), Some(&table), Some(&above)) = (
             levels.get(self.depth),
             self.tables.get(self.depth),
             self.above.get(self.depth),
         ) else {
-            return false;
+            return Progress::Moved;
         };
-        let entry = A::entry(raw);
-        match self.arch.step::<M::Error>(level, entry) {
-            Ok(Step::Table(next_table)) => {
-                let index = (self.next >> A::shift(level)) & 0x1ff;
-                let visited = Visited {
-                    level,
-                    addr: PhysAddr(table.0 + 8 * index),
-                    entry,
-                };
-                self.enter(space, visited, above, next_table)
-            }
-            _ => false,
-        }
-    }
-
-    /// Goes down into `next_table`, which the entry `visited` of the table
-    /// being scanned points to; `false` (nothing done) below the last level,
-    /// where `step` never gives a table.
-    #[inline]
-    fn enter(
-        &mut self,
-        space: A::Space,
-        visited: Visited<A>,
-        above: A::Restrictions,
-        next_table: PhysAddr,
-    ) -> bool {
-        let below = self.depth + 1;
-        let (Some(table), Some(restrictions)) =
-            (self.tables.get_mut(below), self.above.get_mut(below))
-        else {
-            return false;
-        };
-        *table = next_table;
-        *restrictions = self.arch.narrowed(space, above, visited.entry);
-        self.path.push(visited);
-        self.depth = below;
-        true
+        let index = (self.next >> A::shift(level)) & 0x1ff;
+        let addr = PhysAddr(table.0 + 8 * index);
+        self.descend_or_fault(space, levels, (level, addr, A::entry(raw)), above)
     }
 }
 
@@ -311,11 +282,12 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Iterator for Leaves<'_, A, M> 
             if let (true, Some(&space)) = (self.started, self.spaces.get(self.space)) {
                 let levels = self.arch.levels(space);
                 if self.next <= self.last {
-                    let folded;
-                    (acc, folded) = self.fold_table(space, levels, acc, &mut f);
-                    if let Folded::StoppedAt(Some(raw)) = folded
-                        && self.descend(space, levels, raw)
-                    {
+                    let stopped_at;
+                    (acc, stopped_at) = self.fold_table(space, levels, acc, &mut f);
+                    if let Some(raw) = stopped_at {
+                        if let Progress::Yield(item) = self.take_stopped(space, levels, raw) {
+                            acc = f(acc, item);
+                        }
                         continue;
                     }
                 }
@@ -346,14 +318,6 @@ struct TableEntries {
     shift: u32,
     first: u64,
     end: u64,
-}
-
-/// How a fold of a table ended.
-enum Folded {
-    /// It took every entry up to the end of the table (or of the bounds).
-    Finished,
-    /// It stopped at the entry at `next`, which it read (`Some`) or could not.
-    StoppedAt(Option<u64>),
 }
 
 /// Where a fold of a table stopped early.
@@ -609,6 +573,7 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'_, A, M> {
 
     /// Takes a present entry that is not a usable leaf: into its table, or
     /// the fault it raises.
+    #[inline]
     fn descend_or_fault(
         &mut self,
         space: A::Space,
@@ -624,7 +589,16 @@ impl<A: Architecture, M: PhysicalMemory + ?Sized> Leaves<'_, A, M> {
                 Progress::Yield(Err(fault))
             }
             Ok(Step::Table(next_table)) => {
-                if !self.enter(space, visited, above, next_table) {
+                let below = self.depth + 1;
+                if let (Some(table), Some(restrictions)) =
+                    (self.tables.get_mut(below), self.above.get_mut(below))
+                {
+                    *table = next_table;
+                    *restrictions = self.arch.narrowed(space, above, entry);
+                    self.path.push(visited);
+                    self.depth = below;
+                } else {
+                    // A table below the last level: `step` never gives one.
                     self.advance_past(space, levels, level);
                 }
                 Progress::Moved

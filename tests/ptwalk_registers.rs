@@ -178,19 +178,12 @@ fn register_flags_win_over_an_arm64_dumps_header() {
         stderr(&output),
         "ptwalk: ARM64 crash dump (MachineImageType 0xAA64): walked as --arch aarch64, with TCR_EL1 0x615b5513511, Windows on ARM64's (a dump does not record it; --tcr to give another)\n"
     );
-    // Every register given: only the switch is said.
+    // Every register given (the flags without `--arch aarch64`): only the
+    // switch is said.
     let output = run(
         "translate",
         &dump,
-        &[
-            "--ttbr0",
-            "1000",
-            "--ttbr1",
-            "1800",
-            "--tcr",
-            "615b5513511",
-            "7ff6c0001234",
-        ],
+        &[&ARM64_FLAGS[2..], &["7ff6c0001234"]].concat(),
     );
     assert_eq!(stdout(&output), "0x7ff6c0001234 0x9234\n");
     assert_eq!(
